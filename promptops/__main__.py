@@ -1,0 +1,7 @@
+"""``python -m promptops`` runs the CLI."""
+from __future__ import annotations
+
+from .cli import main
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,80 @@
+"""The promptops error tree and the located diagnostic.
+
+Every error a user can cause derives from :class:`PromptOpsError`; the CLI boundary
+(`promptops.cli`) maps those to exit code 1 and anything else to exit code 3 (a bug).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+
+@dataclass(frozen=True, order=True)
+class Diagnostic:
+    """One problem found in a file, reported as ``file:line:column: severity: message``.
+
+    ``line`` and ``column`` are 1-based; 0 means "the whole file". ``hint`` says how to fix it.
+    """
+
+    file: str
+    line: int
+    column: int
+    message: str
+    hint: str = ""
+    severity: str = "error"
+
+    def format(self) -> str:
+        """Return the compiler-style one-line form (plus the hint on the same line)."""
+        where = self.file
+        if self.line:
+            where += f":{self.line}:{self.column or 1}"
+        text = f"{where}: {self.severity}: {self.message}"
+        if self.hint:
+            text += f" ({self.hint})"
+        return text
+
+
+class PromptOpsError(Exception):
+    """A problem the user can fix; the message says what to do next. Exit code 1."""
+
+    exit_code = 1
+
+
+class ValidationFailed(PromptOpsError):
+    """Prompt files or promptops.yaml are invalid; carries every diagnostic found."""
+
+    def __init__(self, diagnostics: Iterable[Diagnostic]):
+        self.diagnostics = tuple(sorted(diagnostics))
+        errors = sum(1 for d in self.diagnostics if d.severity == "error")
+        files = len({d.file for d in self.diagnostics})
+        super().__init__(f"{errors} error{'s' if errors != 1 else ''} in {files} file{'s' if files != 1 else ''}")
+
+
+class ConfigError(PromptOpsError):
+    """promptops.yaml or a command-line option is wrong (no file position available)."""
+
+
+class PlanError(PromptOpsError):
+    """The desired state cannot be planned for a target (e.g. a capability it lacks)."""
+
+
+class StalePlanError(PromptOpsError):
+    """A saved plan no longer matches the remote state."""
+
+
+class ProviderError(PromptOpsError):
+    """A remote or registry call failed. ``ambiguous`` means it may have taken effect."""
+
+    def __init__(self, message: str, *, ambiguous: bool = False):
+        super().__init__(message)
+        self.ambiguous = ambiguous
+
+
+class ApplyFailed(PromptOpsError):
+    """Apply stopped part-way; ``done`` and ``not_done`` describe the actions on each side."""
+
+    def __init__(self, cause: Exception, done: list[str], not_done: list[str]):
+        super().__init__(str(cause))
+        self.cause = cause
+        self.done = done
+        self.not_done = not_done

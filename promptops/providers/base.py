@@ -1,0 +1,108 @@
+"""The provider boundary: what a platform can represent, and the calls apply makes.
+
+The core never branches on provider names; it reads :class:`Capabilities` and calls the
+:class:`Provider` methods. Every write method is transactional from the caller's point of view:
+if it raises, the change did not happen, unless the error is a ``ProviderError(ambiguous=True)``
+(a timeout or dropped connection after the request was sent), in which case the apply engine
+re-reads the remote before trying again.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Collection, Mapping, Protocol
+
+from ..model import RemoteState
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a provider can represent (design.md section 4).
+
+    ``labels``: "many" (any number of labels) or "single" (one pointer, mapped to one label).
+    ``reserved_labels``: labels the platform manages itself; never planned.
+    ``metadata``: which of "tags"/"description" the platform stores.
+    """
+
+    labels: str = "many"
+    traffic: bool = False
+    remove_label: bool = True
+    delete_prompt: bool = True
+    types: frozenset[str] = frozenset({"text", "chat"})
+    template_formats: frozenset[str] = frozenset({"mustache", "jinja2", "f-string"})
+    reserved_labels: frozenset[str] = frozenset()
+    metadata: frozenset[str] = frozenset({"tags", "description"})
+
+
+# What each provider kind can represent. Used by `validate` (offline) as well as by the planner,
+# so a file that a target cannot represent fails before any network call.
+CAPABILITIES: dict[str, Capabilities] = {
+    "local": Capabilities(traffic=True),
+    "langfuse": Capabilities(
+        remove_label=False, reserved_labels=frozenset({"latest"}), metadata=frozenset({"tags"})
+    ),
+    "promptlayer": Capabilities(delete_prompt=False, template_formats=frozenset({"jinja2", "f-string"})),
+    "promptrails": Capabilities(labels="single", remove_label=False, metadata=frozenset({"description"})),
+    "promptlab": Capabilities(
+        labels="single", traffic=True, remove_label=False, delete_prompt=False,
+        types=frozenset({"text"}), metadata=frozenset(),
+    ),
+}
+PROVIDER_KINDS = tuple(CAPABILITIES)
+
+
+@dataclass(frozen=True)
+class NewVersion:
+    """What ``create_version`` needs: the prompt, the content and the provenance stamp.
+
+    ``provenance`` holds ``commit`` (short sha or None), ``subject``, ``path`` and ``version``
+    (the local key); adapters store it where the platform allows (commit message, metadata).
+    """
+
+    prompt: str
+    content: Mapping[str, Any]
+    digest: str
+    provenance: Mapping[str, Any]
+
+
+class Provider(Protocol):
+    """A connection to one target. Methods raise ``ProviderError`` on remote failures."""
+
+    kind: str
+    capabilities: Capabilities
+
+    def read(self, names: Collection[str] | None = None) -> RemoteState:
+        """Return the remote state of the named prompts (all prompts when None).
+
+        Names that do not exist remotely are simply absent from the result. Each version's content
+        must be turned back into canonical content, so it has the digest it was created from.
+        """
+        ...
+
+    def create_version(self, new: NewVersion) -> str:
+        """Create a version (and the prompt, if missing); return the new remote version id."""
+        ...
+
+    def move_label(self, prompt: str, label: str, version_id: str) -> None:
+        """Point ``label`` at version ``version_id`` (creating the label if needed)."""
+        ...
+
+    def remove_label(self, prompt: str, label: str) -> None:
+        """Remove ``label`` from the prompt. Only called when capabilities.remove_label."""
+        ...
+
+    def set_traffic(self, prompt: str, label: str, weights: Mapping[str, int] | None) -> None:
+        """Set the weighted split of ``label`` ({remote version id: weight}, summing to 100);
+        None removes the split so the label serves its single version."""
+        ...
+
+    def update_metadata(self, prompt: str, tags: Collection[str], description: str | None) -> None:
+        """Replace the prompt's tags and description."""
+        ...
+
+    def delete_prompt(self, prompt: str) -> None:
+        """Delete the prompt and all its versions. Only called when capabilities.delete_prompt."""
+        ...
+
+    def close(self) -> None:
+        """Release connections and files."""
+        ...
