@@ -93,6 +93,8 @@ class RemotePrompt:
         """The parts of the remote state a plan depends on, as JSON (for staleness checks)."""
         return {
             "versions": {v.id: v.digest for v in self.versions},
+            # versions with no provenance stamp: shown as "made outside promptops"
+            "outside_promptops": [v.id for v in self.versions if v.provenance is None],
             "labels": dict(sorted(self.labels.items())),
             "traffic": {k: dict(v) for k, v in sorted(self.traffic.items())},
             "tags": sorted(self.tags),
