@@ -282,6 +282,7 @@ class Plan:
     warnings: tuple[str, ...] = ()
     commit: str | None = None
     dirty: bool | None = None
+    commit_subject: str | None = None
     promptops_version: str = __version__
 
     @property
@@ -308,6 +309,7 @@ class Plan:
             "provider": self.provider,
             "commit": self.commit,
             "dirty": self.dirty,
+            "commit_subject": self.commit_subject,
             "remote_fingerprint": self.remote_fingerprint,
             "actions": [action_to_json(a) for a in self.actions],
             "summary": self.summary,
@@ -326,5 +328,6 @@ class Plan:
             warnings=tuple(data.get("warnings", ())),
             commit=data.get("commit"),
             dirty=data.get("dirty"),
+            commit_subject=data.get("commit_subject"),
             promptops_version=data.get("promptops_version", __version__),
         )

@@ -1,2 +1,32 @@
-"""Provider adapters, one module each, and the registry that opens a target."""
+"""Provider adapters, one module each, and the registry that opens a target.
+
+The registry maps a provider kind to a function that opens a connection for a target; the core
+never branches on provider names anywhere else.
+"""
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from .. import __version__
+from ..config import Target
+from ..errors import ConfigError
+from .base import Provider
+
+
+def _open_local(target: Target, root: Path) -> Provider:
+    from .local import LocalProvider  # imported lazily: sqlite3 is only needed for local targets
+
+    return LocalProvider(root / target.path)
+
+
+OPENERS: dict[str, Callable[[Target, Path], Provider]] = {"local": _open_local}
+
+
+def open_provider(target: Target, root: Path) -> Provider:
+    """Open a connection to ``target``; ``root`` is the project directory (for relative paths)."""
+    opener = OPENERS.get(target.provider)
+    if opener is None:
+        raise ConfigError(f"target {target.name!r}: provider {target.provider!r} is not available in "
+                          f"promptops {__version__} (available: {', '.join(sorted(OPENERS))})")
+    return opener(target, root)

@@ -1,0 +1,197 @@
+"""The apply engine: walks a Plan's actions and makes the provider calls (design.md section 5).
+
+* Saved plans are checked for staleness first: the remote state of every prompt the plan touches
+  is read again and compared with the snapshot in the plan.
+* Per prompt, actions run in plan order (create versions, labels, traffic, metadata); prompts run
+  in parallel up to the target's concurrency.
+* On the first failure no new action starts; calls already in flight finish; the error lists what
+  was applied and what was not. Re-running plan/apply converges, because versions are matched by
+  digest.
+* After an ambiguous create failure (the request may have landed), the prompt is read again and
+  the digest looked for before creating a second time.
+"""
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
+
+from deepdiff import DeepDiff
+
+from .errors import ApplyFailed, ProviderError, StalePlanError
+from .model import (
+    Action,
+    CreateVersion,
+    DeletePrompt,
+    MoveLabel,
+    Plan,
+    RemoveLabel,
+    SetTraffic,
+    UpdateMetadata,
+    snapshot_of,
+)
+from .providers.base import NewVersion, Provider
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class ApplyResult:
+    """What was done: counts per action kind, and remote ids of the versions created."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    created: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        c = self.counts
+        return ("Apply complete! "
+                f"{_n(c.get('create_version', 0), 'version')} created, "
+                f"{_n(c.get('move_label', 0), 'label')} moved, "
+                + (f"{_n(c['remove_label'], 'label')} removed, " if c.get("remove_label") else "")
+                + f"{_n(c.get('set_traffic', 0), 'traffic split')} changed, "
+                + (f"{_n(c['update_metadata'], 'metadata update')} made, " if c.get("update_metadata") else "")
+                + f"{_n(c.get('delete_prompt', 0), 'prompt')} deleted.")
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def check_fresh(plan: Plan, provider: Provider) -> None:
+    """Raise StalePlanError, saying what changed, when the remote differs from the plan's snapshot."""
+    names = list(plan.remote)
+    if not names:
+        return
+    now = snapshot_of(provider.read(names), names)
+    if now == dict(plan.remote):
+        return
+    changes = []
+    for name in names:
+        before, after = plan.remote.get(name), now.get(name)
+        if before == after:
+            continue
+        if before is None:
+            changes.append(f"{name} was created")
+        elif after is None:
+            changes.append(f"{name} was deleted")
+        else:
+            changes.append(f"{name}: {_describe_diff(before, after)}")
+    raise StalePlanError("plan is stale: the remote changed since the plan was made ("
+                         + "; ".join(changes) + "); run promptops plan again")
+
+
+def _describe_diff(before: Mapping, after: Mapping) -> str:
+    diff = DeepDiff(dict(before), dict(after), verbose_level=2)
+    parts = []
+    for kind, entries in diff.items():
+        for path, value in (entries.items() if isinstance(entries, dict) else ((p, None) for p in entries)):
+            where = path.replace("root", "", 1).replace("['", " ").replace("']", "").strip()
+            if kind == "values_changed":
+                parts.append(f"{where} {value['old_value']} -> {value['new_value']}")
+            elif kind.endswith("_added"):
+                parts.append(f"{where} added")
+            elif kind.endswith("_removed"):
+                parts.append(f"{where} removed")
+            else:
+                parts.append(f"{where} changed")
+    return ", ".join(parts) or "changed"
+
+
+def apply_plan(plan: Plan, provider: Provider, *, concurrency: int = 1, progress: Progress = lambda _: None
+               ) -> ApplyResult:
+    """Make the plan's calls. Raises ApplyFailed (with done/not-done lists) on the first failure."""
+    by_prompt: dict[str, list[Action]] = {}
+    for action in plan.actions:
+        by_prompt.setdefault(action.prompt, []).append(action)
+    result = ApplyResult()
+    lock = threading.Lock()
+    stop = threading.Event()
+    done: list[str] = []
+    failures: list[Exception] = []
+    provenance = {"commit": plan.commit[:7] if plan.commit else None, "subject": plan.commit_subject}
+
+    def run_prompt(actions: list[Action]) -> None:
+        for action in actions:
+            if stop.is_set():
+                return
+            text = describe_action(action)
+            progress(f"{text}...")
+            try:
+                created = _run(action, provider, result.created, provenance)
+            except Exception as exc:  # noqa: BLE001 - every failure stops the run and is reported
+                with lock:
+                    failures.append(exc)
+                stop.set()
+                progress(f"{text}: failed")
+                return
+            with lock:
+                done.append(text)
+                result.counts[action.kind] = result.counts.get(action.kind, 0) + 1
+                if created:
+                    result.created[(action.prompt, action.version)] = created  # type: ignore[union-attr]
+            progress(f"{text}: done" + (f" [{_display_id(created)}]" if created else ""))
+
+    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+        for future in [pool.submit(run_prompt, acts) for acts in by_prompt.values()]:
+            future.result()
+    if failures:
+        not_done = [describe_action(a) for a in plan.actions if describe_action(a) not in set(done)]
+        raise ApplyFailed(failures[0], done, not_done)
+    return result
+
+
+def describe_action(action: Action) -> str:
+    """One line naming an action, for progress and failure reports."""
+    if isinstance(action, CreateVersion):
+        return f"{action.prompt}: create version {action.version}"
+    if isinstance(action, MoveLabel):
+        return f"{action.prompt}: move label {action.label} to {action.to.version}"
+    if isinstance(action, RemoveLabel):
+        return f"{action.prompt}: remove label {action.label}"
+    if isinstance(action, SetTraffic):
+        return f"{action.prompt}: set traffic for {action.label}"
+    if isinstance(action, UpdateMetadata):
+        return f"{action.prompt}: update metadata"
+    return f"{action.prompt}: delete prompt"
+
+
+def _display_id(remote_id: str) -> str:
+    return f"v{remote_id}" if remote_id.isdigit() else remote_id
+
+
+def _run(action: Action, provider: Provider, created: Mapping[tuple[str, str], str],
+         provenance: Mapping[str, str | None]) -> str | None:
+    """One provider call; returns the remote id for a created version."""
+    if isinstance(action, CreateVersion):
+        stamp = dict(provenance, path=action.path, version=action.version)
+        return _create(provider, NewVersion(action.prompt, action.content, action.digest, stamp))
+    if isinstance(action, MoveLabel):
+        target = action.to.remote_version or created[(action.prompt, action.to.version)]
+        provider.move_label(action.prompt, action.label, target)
+    elif isinstance(action, RemoveLabel):
+        provider.remove_label(action.prompt, action.label)
+    elif isinstance(action, SetTraffic):
+        weights = None
+        if action.to is not None:
+            weights = {(action.to_remote.get(k) or created[(action.prompt, k)]): w for k, w in action.to.items()}
+        provider.set_traffic(action.prompt, action.label, weights)
+    elif isinstance(action, UpdateMetadata):
+        provider.update_metadata(action.prompt, action.to.get("tags", ()), action.to.get("description"))
+    elif isinstance(action, DeletePrompt):
+        provider.delete_prompt(action.prompt)
+    return None
+
+
+def _create(provider: Provider, new: NewVersion) -> str:
+    try:
+        return provider.create_version(new)
+    except ProviderError as exc:
+        if not exc.ambiguous:
+            raise
+        # The request may have landed: look for the digest before creating a duplicate.
+        existing = provider.read([new.prompt]).prompts.get(new.prompt)
+        for version in reversed(existing.versions if existing else ()):
+            if version.digest == new.digest:
+                return version.id
+        return provider.create_version(new)

@@ -1,0 +1,114 @@
+"""The command line: click wiring and the one error boundary. No logic lives here.
+
+Exit codes (design.md section 2): 0 success; 1 user, config or remote error; 2 with
+``--detailed-exitcode`` when the plan has changes; 3 internal error (traceback only with --debug);
+130 interrupted.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Sequence
+
+import click
+
+from . import __version__
+from .errors import ApplyFailed, PromptOpsError, ValidationFailed
+
+FORMATS = ("text", "json", "markdown")
+
+
+class App:
+    """Per-invocation settings shared by the commands (project directory, colour)."""
+
+    def __init__(self, root: Path, color: bool):
+        self.root = root
+        self.color = color
+
+
+def _wants_color(no_color: bool) -> bool:
+    # NO_COLOR (https://no-color.org) and non-TTY output disable colour, as terraform does.
+    return not no_color and "NO_COLOR" not in os.environ and sys.stdout.isatty()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("-C", "directory", default=".", metavar="DIR", type=click.Path(file_okay=False),
+              help="Project directory (default: the current one).")
+@click.option("--debug", is_flag=True, help="Show tracebacks for internal errors.")
+@click.option("--no-color", is_flag=True, help="Plain output without colours (NO_COLOR is honoured too).")
+@click.version_option(__version__, "--version", prog_name="promptops")
+@click.pass_context
+def cli(ctx: click.Context, directory: str, debug: bool, no_color: bool) -> None:
+    """promptops keeps prompts as code: plan and apply prompt templates, labels and traffic splits
+    to prompt-management platforms, terraform-style."""
+    ctx.obj = App(Path(directory), _wants_color(no_color))
+
+
+def _register() -> None:
+    from .commands import (  # imported here so `promptops --version` stays fast
+        apply_cmd, init_cmd, plan_cmd, render_cmd, resolve_cmd, show_cmd, validate_cmd,
+    )
+
+    for command in (init_cmd, validate_cmd, plan_cmd, apply_cmd, show_cmd, render_cmd, resolve_cmd):
+        cli.add_command(command)
+
+
+_register()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI and return its exit code; the only place exceptions become exit codes."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args or bool(os.environ.get("PROMPTOPS_DEBUG"))
+    try:
+        code = cli.main(args=args, prog_name="promptops", standalone_mode=False)
+        return code if isinstance(code, int) else 0
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.exceptions.Abort:
+        _err("Aborted.")
+        return 1
+    except click.ClickException as exc:  # usage errors are user errors: exit 1, not click's 2
+        exc.show()
+        return 1
+    except ValidationFailed as exc:
+        for diagnostic in exc.diagnostics:
+            _err(diagnostic.format())
+        _err(f"Error: {exc}")
+        return 1
+    except ApplyFailed as exc:
+        _report_apply_failure(exc)
+        return 1
+    except PromptOpsError as exc:
+        _err(f"Error: {exc}")
+        return 1
+    except KeyboardInterrupt:
+        _err("Interrupted.")
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the boundary: anything else is a bug
+        if debug:
+            traceback.print_exc()
+        _err(f"promptops: internal error: {type(exc).__name__}: {exc}")
+        _err("This is a bug in promptops. Re-run with --debug for the traceback and report it.")
+        return 3
+
+
+def _report_apply_failure(exc: ApplyFailed) -> None:
+    _err(f"Error: apply stopped: {exc}")
+    _err("")
+    _err("Applied before the failure:" if exc.done else "Nothing was applied.")
+    for line in exc.done:
+        _err(f"  - {line}")
+    if exc.not_done:
+        _err("Not applied:")
+        for line in exc.not_done:
+            _err(f"  - {line}")
+    _err("")
+    _err("Fix the cause and run `promptops apply` again: versions are matched by content, "
+         "so nothing is created twice.")
+
+
+def _err(message: str) -> None:
+    click.echo(message, err=True)

@@ -1,0 +1,257 @@
+"""The commands: each loads what it needs, calls the pure core, prints, and returns an exit code."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import render as rendering
+from .apply import apply_plan, check_fresh
+from .config import Target
+from .errors import ConfigError, PromptOpsError, ValidationFailed
+from .model import Plan
+from .plan import build_plan
+from .planfile import read_plan, write_plan
+from .prompts import Project, load_project
+from .providers import open_provider
+from .vcs import head
+
+pass_app = click.pass_obj
+
+
+def _echo(text: str = "", *, err: bool = False, nl: bool = True) -> None:
+    click.echo(text, err=err, nl=nl)
+
+
+def _load(app: Any, only: list[Path] | None = None) -> Project:
+    project = load_project(app.root, only)
+    if project.errors:
+        raise ValidationFailed(project.diagnostics)
+    for warning in project.diagnostics:
+        _echo(warning.format(), err=True)
+    return project
+
+
+def _format_option(f: Any) -> Any:
+    f = click.option("--json", "as_json", is_flag=True, help="Same as --format json.")(f)
+    return click.option("--format", "fmt", type=click.Choice(("text", "json", "markdown")), default="text",
+                        show_default=True, help="Output format.")(f)
+
+
+def _render(plan: Plan, fmt: str, color: bool) -> str:
+    if fmt == "json":
+        return rendering.render_json(plan)
+    if fmt == "markdown":
+        return rendering.render_markdown(plan)
+    return rendering.render_text(plan, color=color)
+
+
+def make_plan(app: Any, target_name: str | None, prune: bool) -> tuple[Plan, Target, Any]:
+    """Validate the files, read the target and plan. Returns the plan, the target and the open
+    provider (the caller closes it)."""
+    project = _load(app)
+    target = project.config.target(target_name)
+    provider = open_provider(target, project.config.root)
+    try:
+        names = None if prune else [s.name for s in project.specs if s.managed_by(target.name)]
+        remote = provider.read(names)
+        commit = head(project.config.root)
+        plan = build_plan(project.specs, remote, target, prune=prune,
+                          commit=commit.sha if commit else None, dirty=commit.dirty if commit else None)
+        if commit:
+            plan = Plan(**{**plan.__dict__, "commit_subject": commit.subject})
+    except BaseException:
+        provider.close()
+        raise
+    return plan, target, provider
+
+
+# --------------------------------------------------------------------------- init
+
+
+@click.command("init")
+@click.option("--force", is_flag=True, help="Overwrite files that already exist.")
+@pass_app
+def init_cmd(app: Any, force: bool) -> int:
+    """Scaffold promptops in a repository: promptops.yaml, an example prompt, a pre-commit config
+    and a GitHub workflow. Existing files are kept unless --force."""
+    from .scaffold import scaffold
+
+    for line in scaffold(app.root, force=force):
+        _echo(line)
+    _echo("\nNext: edit prompts/example.yaml, then run `promptops validate` and `promptops plan`.")
+    return 0
+
+
+# --------------------------------------------------------------------------- validate
+
+
+@click.command("validate")
+@click.argument("files", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
+@pass_app
+def validate_cmd(app: Any, files: tuple[Path, ...]) -> int:
+    """Check prompt files offline (all of them, or FILES): schema, references, weights, template
+    syntax, variables, and what each target can represent. Exit 1 on any error."""
+    project = load_project(app.root, list(files) if files else None)
+    for diagnostic in project.diagnostics:
+        _echo(diagnostic.format(), err=True)
+    if project.errors:
+        raise PromptOpsError(str(ValidationFailed(project.errors)))
+    count = len(files) if files else len(project.files)
+    _echo(f"Success! {count} prompt file{'s are' if count != 1 else ' is'} valid.")
+    return 0
+
+
+# --------------------------------------------------------------------------- plan / show / apply
+
+
+@click.command("plan")
+@click.option("-t", "--target", "target_name", metavar="TARGET", help="Target to plan for (default: default_target).")
+@click.option("-o", "--out", "out", type=click.Path(dir_okay=False, path_type=Path), metavar="PLANFILE",
+              help="Save the plan; `promptops apply PLANFILE` applies exactly it.")
+@_format_option
+@click.option("--detailed-exitcode", is_flag=True, help="Exit 0 with no changes, 2 with changes, 1 on error.")
+@click.option("--prune", is_flag=True, help="Also delete remote prompts that no file declares.")
+@pass_app
+def plan_cmd(app: Any, target_name: str | None, out: Path | None, fmt: str, as_json: bool,
+             detailed_exitcode: bool, prune: bool) -> int:
+    """Read the target, diff it against the files and print what apply would do."""
+    plan, _target, provider = make_plan(app, target_name, prune)
+    provider.close()
+    fmt = "json" if as_json else fmt
+    _echo(_render(plan, fmt, app.color), nl=False)
+    if out is not None:
+        write_plan(plan, out)
+        if fmt == "text":
+            _echo(f"\nSaved the plan to: {out}\n\nTo perform exactly these actions, run the following "
+                  f"command to apply:\n    promptops apply \"{out}\"")
+    return 2 if detailed_exitcode and plan.has_changes else 0
+
+
+@click.command("show")
+@click.argument("planfile", type=click.Path(dir_okay=False, path_type=Path))
+@_format_option
+@pass_app
+def show_cmd(app: Any, planfile: Path, fmt: str, as_json: bool) -> int:
+    """Render a saved plan."""
+    plan = read_plan(planfile)
+    _echo(_render(plan, "json" if as_json else fmt, app.color), nl=False)
+    return 0
+
+
+@click.command("apply")
+@click.argument("planfile", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-t", "--target", "target_name", metavar="TARGET", help="Target to apply to (default: default_target).")
+@click.option("--auto-approve", is_flag=True, help="Apply without asking for 'yes'.")
+@click.option("--prune", is_flag=True, help="Also delete remote prompts that no file declares.")
+@pass_app
+def apply_cmd(app: Any, planfile: Path | None, target_name: str | None, auto_approve: bool, prune: bool) -> int:
+    """Apply the changes: without PLANFILE, plan, show and ask for "yes"; with PLANFILE, refuse it
+    if the remote changed since, else apply exactly it."""
+    if planfile is not None:
+        return _apply_saved(app, planfile, target_name)
+    plan, target, provider = make_plan(app, target_name, prune)
+    try:
+        _echo(rendering.render_text(plan, color=app.color), nl=False)
+        if not plan.has_changes:
+            return 0
+        if not auto_approve and not _confirm():
+            _echo("\nApply cancelled.", err=True)
+            return 1
+        _echo()
+        result = apply_plan(plan, provider, concurrency=target.concurrency, progress=_progress)
+    finally:
+        provider.close()
+    _echo(f"\n{result.summary()}")
+    return 0
+
+
+def _apply_saved(app: Any, planfile: Path, target_name: str | None) -> int:
+    plan = read_plan(planfile)
+    project_config = load_project_config(app)
+    if target_name and target_name != plan.target:
+        raise ConfigError(f"{planfile} was made for target {plan.target!r}, not {target_name!r}")
+    target = project_config.target(plan.target)
+    if target.provider != plan.provider:
+        raise ConfigError(f"{planfile} was made for provider {plan.provider}, but target {target.name!r} is now "
+                          f"{target.provider}; run promptops plan again")
+    provider = open_provider(target, project_config.root)
+    try:
+        check_fresh(plan, provider)
+        if not plan.has_changes:
+            _echo(rendering.summary_line(plan))
+            return 0
+        result = apply_plan(plan, provider, concurrency=target.concurrency, progress=_progress)
+    finally:
+        provider.close()
+    _echo(f"\n{result.summary()}")
+    return 0
+
+
+def load_project_config(app: Any) -> Any:
+    """Only promptops.yaml (applying a saved plan does not read prompt files)."""
+    from .config import load_config
+
+    config, diags = load_config(app.root.resolve())
+    if [d for d in diags if d.severity == "error"]:
+        raise ValidationFailed(diags)
+    return config
+
+
+def _confirm() -> bool:
+    _echo("\nDo you want to perform these actions?\n  promptops will perform the actions described above.\n"
+          "  Only 'yes' will be accepted to approve.\n\n  Enter a value: ", nl=False)
+    answer = sys.stdin.readline()
+    if not answer.endswith("\n"):
+        _echo()
+    return answer.strip() == "yes"
+
+
+def _progress(message: str) -> None:
+    _echo(message, err=True)
+
+
+# --------------------------------------------------------------------------- render / resolve
+
+
+@click.command("render")
+@click.argument("name")
+@click.option("--version", "version", metavar="V", help="Local version name (default: the only version, or the one `production` points at).")
+@click.option("--label", metavar="L", help="Render the version this label points at in the file.")
+@click.option("--var", "pairs", multiple=True, metavar="KEY=VALUE", help="A variable value (repeatable).")
+@click.option("--vars", "vars_file", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help="Variable values from a YAML or JSON mapping.")
+@click.option("--examples", is_flag=True, help="Use the `example:` of declared variables for values not given.")
+@pass_app
+def render_cmd(app: Any, name: str, version: str | None, label: str | None, pairs: tuple[str, ...],
+               vars_file: Path | None, examples: bool) -> int:
+    """Print a prompt rendered locally with the given variables."""
+    from .preview import preview
+
+    project = _load(app)
+    _echo(preview(project, name, version=version, label=label, pairs=pairs, vars_file=vars_file,
+                  examples=examples), nl=False)
+    return 0
+
+
+@click.command("resolve")
+@click.argument("name")
+@click.option("--user", required=True, metavar="ID", help="The user (or session) id to resolve for.")
+@click.option("--label", default="production", show_default=True, metavar="L", help="Label to resolve.")
+@click.option("-t", "--target", "target_name", metavar="TARGET", help="Target to read (default: default_target).")
+@click.option("--json", "as_json", is_flag=True, help="Print the resolution as JSON.")
+@pass_app
+def resolve_cmd(app: Any, name: str, user: str, label: str, target_name: str | None, as_json: bool) -> int:
+    """Which version USER gets for a label under its traffic split (sticky consistent hashing)."""
+    from .preview import resolve_report
+
+    config = load_project_config(app)
+    target = config.target(target_name)
+    provider = open_provider(target, config.root)
+    try:
+        _echo(resolve_report(provider, app.root, name, label, user, as_json=as_json), nl=False)
+    finally:
+        provider.close()
+    return 0

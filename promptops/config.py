@@ -1,0 +1,205 @@
+"""promptops.yaml: the prompts folder and the targets (design.md 1.1).
+
+Without a promptops.yaml a project has ``prompts/`` and one ``local`` target, so plan and apply
+work on a fresh clone with no keys. Credentials are only ever ``${ENV_VAR}`` references; their
+values are read from the environment when a provider is opened, never stored or printed.
+"""
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+from urllib.parse import urlsplit
+
+from .errors import ConfigError, Diagnostic
+from .providers.base import CAPABILITIES, Capabilities
+from .schemas import schema_diagnostics
+from .yamlload import Loaded, load_yaml
+
+CONFIG_FILE = "promptops.yaml"
+DEFAULT_REGISTRY = ".promptops/registry.db"
+ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
+
+# Credential keys each provider needs (design.md section 4); optional ones in the second set.
+CREDENTIAL_KEYS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
+    "local": (frozenset(), frozenset()),
+    "langfuse": (frozenset({"public_key", "secret_key"}), frozenset()),
+    "promptlayer": (frozenset({"api_key"}), frozenset()),
+    "promptrails": (frozenset({"api_key"}), frozenset({"workspace_id"})),
+    "promptlab": (frozenset({"api_key"}), frozenset()),
+}
+DEFAULT_CONCURRENCY = {"local": 1, "langfuse": 8, "promptlayer": 4, "promptrails": 4, "promptlab": 4}
+
+
+@dataclass(frozen=True)
+class Target:
+    """One configured target. ``credentials`` maps key -> environment variable name."""
+
+    name: str
+    provider: str
+    path: str = DEFAULT_REGISTRY
+    base_url: str | None = None
+    credentials: Mapping[str, str] = field(default_factory=dict)
+    labels: tuple[str, ...] | None = None
+    concurrency: int = 1
+    rate_limits: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return CAPABILITIES[self.provider]
+
+    def manages_label(self, label: str) -> bool:
+        """True when this target manages ``label`` (its ``labels:`` list, or all it can represent)."""
+        if label in self.capabilities.reserved_labels:
+            return False
+        if self.capabilities.labels == "single":
+            # a single-pointer platform maps exactly one label onto its pointer
+            return label == (self.labels[0] if self.labels else "production")
+        return self.labels is None or label in self.labels
+
+    def secret(self, key: str) -> str:
+        """The credential value from the environment; ConfigError naming the variable if unset."""
+        var = self.credentials[key]
+        value = os.environ.get(var)
+        if not value:
+            raise ConfigError(f"target {self.name!r}: environment variable {var} is not set "
+                              f"(credentials.{key}); export it before running promptops")
+        return value
+
+
+@dataclass(frozen=True)
+class Config:
+    """The parsed promptops.yaml (or the defaults when there is none)."""
+
+    root: Path
+    prompts: str = "prompts"
+    default_target: str = "local"
+    targets: Mapping[str, Target] = field(default_factory=lambda: {"local": Target("local", "local")})
+    file: str | None = None
+
+    @property
+    def prompts_dir(self) -> Path:
+        return (self.root / self.prompts).resolve()
+
+    def target(self, name: str | None) -> Target:
+        """The named target (default target when None); ConfigError listing the choices."""
+        name = name or self.default_target
+        if name not in self.targets:
+            raise ConfigError(f"unknown target {name!r}; targets in {self.file or CONFIG_FILE}: "
+                              f"{', '.join(sorted(self.targets))}")
+        return self.targets[name]
+
+
+def load_config(root: Path) -> tuple[Config, list[Diagnostic]]:
+    """Read ``root/promptops.yaml`` if present. Diagnostics are located in that file; when there are
+    any, the returned Config holds the defaults for whatever was invalid."""
+    path = root / CONFIG_FILE
+    if not path.is_file():
+        return Config(root=root), []
+    name = CONFIG_FILE
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        return Config(root=root, file=name), [Diagnostic(name, 0, 0, f"cannot read: {exc.strerror}")]
+    loaded = load_yaml(raw, name)
+    if loaded.diagnostics:
+        return Config(root=root, file=name), loaded.diagnostics
+    if loaded.data is None:
+        return Config(root=root, file=name), []
+    if not isinstance(loaded.data, dict):
+        return Config(root=root, file=name), [Diagnostic(name, 1, 1, "promptops.yaml must be a mapping",
+                                                         "see the README's file format section")]
+    diags = schema_diagnostics("config", loaded, name)
+    if diags:
+        return Config(root=root, file=name), diags
+    return _build(root, loaded, name)
+
+
+def _build(root: Path, loaded: Loaded, name: str) -> tuple[Config, list[Diagnostic]]:
+    data: dict[str, Any] = loaded.data
+    diags: list[Diagnostic] = []
+    targets: dict[str, Target] = {}
+    for tname, raw in (data.get("targets") or {"local": {"provider": "local"}}).items():
+        diags += _check_target(tname, raw, loaded, name)
+        provider = raw["provider"]
+        targets[tname] = Target(
+            name=tname,
+            provider=provider,
+            path=raw.get("path", DEFAULT_REGISTRY),
+            base_url=raw.get("base_url"),
+            credentials={k: m.group(1) for k, v in (raw.get("credentials") or {}).items() if (m := ENV_REF.match(v))},
+            labels=tuple(raw["labels"]) if "labels" in raw else None,
+            concurrency=raw.get("concurrency", DEFAULT_CONCURRENCY[provider]),
+            rate_limits=raw.get("rate_limits", {}),
+        )
+    default = data.get("default_target")
+    if default is None:
+        default = "local" if "local" in targets else sorted(targets)[0]
+        if len(targets) > 1 and "local" not in targets:
+            line, col = loaded.where(("targets",), key=True)
+            diags.append(Diagnostic(name, line, col, "several targets and no default_target",
+                                    f"add default_target: one of {', '.join(sorted(targets))}"))
+    elif default not in targets:
+        line, col = loaded.where(("default_target",))
+        diags.append(Diagnostic(name, line, col, f"default_target {default!r} is not a configured target",
+                                f"targets: {', '.join(sorted(targets))}"))
+    config = Config(root=root, prompts=data.get("prompts", "prompts"), default_target=default,
+                    targets=targets, file=name)
+    return config, diags
+
+
+def _check_target(tname: str, raw: Mapping[str, Any], loaded: Loaded, name: str) -> list[Diagnostic]:
+    diags: list[Diagnostic] = []
+    provider = raw["provider"]
+    here = ("targets", tname)
+
+    def add(path: tuple, message: str, hint: str = "", key: bool = False) -> None:
+        line, col = loaded.where(here + path, key=key)
+        diags.append(Diagnostic(name, line, col, f"target {tname!r}: {message}", hint))
+
+    required, optional = CREDENTIAL_KEYS[provider]
+    creds = raw.get("credentials") or {}
+    for key, value in creds.items():
+        if key not in required | optional:
+            add(("credentials", key), f"unknown credential {key!r} for provider {provider}",
+                f"{provider} takes: {', '.join(sorted(required | optional)) or 'no credentials'}", key=True)
+        elif not ENV_REF.match(value):
+            # Never echo the value: it may be a real secret pasted by mistake.
+            add(("credentials", key), f"credentials.{key} must be an environment variable reference, "
+                f"not a literal value", f"write it as ${{{provider.upper()}_{key.upper()}}} and export that variable")
+    for key in sorted(required - set(creds)):
+        add(("credentials",) if creds else ("provider",), f"missing credentials.{key} for provider {provider}",
+            f"add credentials: {{{key}: ${{{provider.upper()}_{key.upper()}}}}}")
+    if "path" in raw and provider != "local":
+        add(("path",), f"'path' is only for the local provider, not {provider}", "use base_url", key=True)
+    if "base_url" in raw:
+        if provider == "local":
+            add(("base_url",), "the local provider has no base_url", "use path for the registry file", key=True)
+        else:
+            problem = _url_problem(raw["base_url"])
+            if problem:
+                add(("base_url",), problem[0], problem[1])
+    return diags
+
+
+def _url_problem(url: str) -> tuple[str, str] | None:
+    """Refuse plain http:// except for loopback hosts (credentials would travel in clear text)."""
+    parts = urlsplit(url)
+    if not parts.hostname:
+        return (f"base_url {url!r} has no host", "write it as https://host[:port][/path]")
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        return ("base_url uses plain http:// for a host that is not loopback",
+                "use https://; http:// is allowed only for localhost/127.0.0.1/[::1]")
+    return None
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,214 @@
+"""The planner: (desired specs, remote state, target) -> Plan. Pure: no I/O, deterministic.
+
+Matching rules (design.md 1.3 and 3):
+
+* Remote versions are matched to local versions by digest, never by number. A local version whose
+  digest no remote version has is a ``create_version``.
+* When several remote versions share a digest (made outside promptops), a label that already
+  points at one of them stays; otherwise the newest is used.
+* A label the files declare and the target manages is moved when it points elsewhere; a managed
+  remote label the files no longer declare is removed, or reported as a warning where the provider
+  cannot remove labels. Labels the target does not manage are left alone, both ways.
+* A traffic split is compared as {remote version: weight}; a split that names a version to be
+  created always differs.
+* Prompts no file declares are deleted only with ``prune``.
+
+Actions come out sorted by prompt name, and per prompt in apply order: create versions (file
+order), move/remove labels (by label), set traffic (by label), update metadata.
+"""
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+from .config import Target
+from .errors import PlanError
+from .model import (
+    Action,
+    CreateVersion,
+    DeletePrompt,
+    MoveLabel,
+    Plan,
+    PromptSpec,
+    RemotePrompt,
+    RemoteState,
+    RemoveLabel,
+    SetTraffic,
+    UpdateMetadata,
+    VersionRef,
+    snapshot_of,
+)
+
+
+def build_plan(
+    specs: Sequence[PromptSpec],
+    remote: RemoteState,
+    target: Target,
+    *,
+    prune: bool = False,
+    commit: str | None = None,
+    dirty: bool | None = None,
+) -> Plan:
+    """Plan what ``target`` needs so that ``remote`` matches ``specs``.
+
+    Raises PlanError listing everything the target cannot represent (validate reports the same
+    problems with file positions; this is the guard for plans made without validating).
+    """
+    managed = [s for s in specs if s.managed_by(target.name)]
+    _check_capabilities(managed, target)
+    actions: list[Action] = []
+    warnings: list[str] = []
+    declared = {s.name for s in managed}
+    for spec in managed:
+        acts, warns = plan_prompt(spec, remote.prompts.get(spec.name), target)
+        actions += acts
+        warnings += warns
+    for name in sorted(set(remote.prompts) - declared):
+        if not prune:
+            continue
+        if target.capabilities.delete_prompt:
+            actions.append(_delete(remote.prompts[name]))
+        else:
+            warnings.append(f"{name}: no file declares it, but provider {target.provider} cannot delete "
+                            "prompts; delete it in the platform's UI if it should go")
+    actions.sort(key=lambda a: a.prompt)  # stable: per-prompt order is kept
+    touched = sorted({a.prompt for a in actions})
+    return Plan(target=target.name, provider=target.provider, actions=tuple(actions),
+                remote=snapshot_of(remote, touched), warnings=tuple(warnings), commit=commit, dirty=dirty)
+
+
+def plan_prompt(spec: PromptSpec, remote: RemotePrompt | None, target: Target) -> tuple[list[Action], list[str]]:
+    """The actions (and warnings) for one prompt, in apply order."""
+    remote = remote or RemotePrompt(name=spec.name)
+    new_prompt = not remote.versions
+    by_digest: dict[str, list[str]] = {}
+    for v in remote.versions:
+        by_digest.setdefault(v.digest, []).append(v.id)
+    key_of_digest = {v.digest: k for k, v in spec.versions.items()}
+
+    def ref(remote_id: str | None) -> VersionRef | None:
+        if remote_id is None:
+            return None
+        rv = remote.version(remote_id)
+        return VersionRef(remote_id, key_of_digest.get(rv.digest) if rv else None)
+
+    def chosen(key: str, current: str | None) -> str | None:
+        """The remote id serving local version ``key``: ``current`` if it has the content, else the
+        newest remote version with it; None when it must be created."""
+        ids = by_digest.get(spec.versions[key].digest, [])
+        return current if current in ids else (ids[-1] if ids else None)
+
+    actions: list[Action] = []
+    for key, version in spec.versions.items():
+        if version.digest not in by_digest:
+            base_id = _diff_base(spec, key, remote)
+            base = remote.version(base_id)
+            actions.append(CreateVersion(
+                prompt=spec.name, version=key, digest=version.digest, content=version.content, path=spec.path,
+                new_prompt=new_prompt, base=ref(base_id), base_content=base.content if base else None))
+
+    labels = {label: key for label, key in spec.labels.items() if target.manages_label(label)}
+    for label in sorted(labels):
+        current = remote.labels.get(label)
+        want = chosen(labels[label], current)
+        if want is None or want != current:
+            actions.append(MoveLabel(prompt=spec.name, label=label, from_=ref(current),
+                                     to=VersionRef(want, labels[label])))
+    warnings: list[str] = []
+    for label in sorted(set(remote.labels) - set(labels)):
+        if not target.manages_label(label):
+            continue
+        if target.capabilities.remove_label:
+            actions.append(RemoveLabel(prompt=spec.name, label=label, from_=ref(remote.labels[label])))
+        else:
+            warnings.append(f"{spec.name}: label {label!r} is no longer declared, but provider {target.provider} "
+                            "cannot remove labels; move it to another version or remove it in the platform's UI")
+
+    for label in sorted(set(spec.traffic) | set(remote.traffic)):
+        if not target.manages_label(label) or not target.capabilities.traffic:
+            continue
+        action = _traffic(spec, remote, label, chosen, ref)
+        if action:
+            actions.append(action)
+
+    meta = _metadata(spec, remote, target, new_prompt)
+    if meta:
+        actions.append(meta)
+    return actions, warnings
+
+
+def _diff_base(spec: PromptSpec, key: str, remote: RemotePrompt) -> str | None:
+    """Which remote version a new version is shown against: what its labels point at now, else the
+    last version promptops created for the same local key, else the newest version."""
+    for label in sorted(spec.labels):
+        if spec.labels[label] == key and label in remote.labels:
+            return remote.labels[label]
+    for v in reversed(remote.versions):
+        if v.provenance and v.provenance.get("version") == key:
+            return v.id
+    return remote.versions[-1].id if remote.versions else None
+
+
+def _traffic(spec: PromptSpec, remote: RemotePrompt, label: str, chosen, ref) -> SetTraffic | None:
+    desired = spec.traffic.get(label)
+    current = remote.traffic.get(label)
+    to_remote: dict[str, str | None] = {}
+    if desired is not None:
+        current_ids = set(current or {})
+        for key in desired:
+            # prefer the id already in the split, so a re-plan after apply is a no-op
+            keep = next((i for i in current_ids if remote.version(i) and
+                         remote.version(i).digest == spec.versions[key].digest), None)
+            to_remote[key] = chosen(key, keep)
+        resolved = None if None in to_remote.values() else {to_remote[k]: w for k, w in desired.items()}
+        if resolved is not None and current is not None and dict(current) == resolved:
+            return None
+    elif current is None:
+        return None
+    from_ = None
+    if current is not None:
+        from_ = {}
+        for rid, w in current.items():
+            r = ref(rid)
+            from_[r.version if r and r.version else f"remote:{rid}"] = w
+    return SetTraffic(prompt=spec.name, label=label, from_=from_,
+                      to=dict(desired) if desired is not None else None, to_remote=to_remote)
+
+
+def _metadata(spec: PromptSpec, remote: RemotePrompt, target: Target, new_prompt: bool) -> UpdateMetadata | None:
+    """Full desired and current metadata (of the fields the provider stores) when any differs, so
+    apply can set both fields without reading them again."""
+    stored = target.capabilities.metadata
+    want: dict[str, object] = {}
+    have: dict[str, object] = {}
+    if "tags" in stored:
+        want["tags"], have["tags"] = sorted(spec.tags), sorted(remote.tags)
+    if "description" in stored:
+        want["description"], have["description"] = spec.description or None, remote.description or None
+    if want == have or (new_prompt and not any(want.values())):
+        return None
+    return UpdateMetadata(prompt=spec.name, from_=None if new_prompt else have, to=want)
+
+
+def _delete(remote: RemotePrompt) -> DeletePrompt:
+    return DeletePrompt(prompt=remote.name, versions=tuple(v.id for v in remote.versions),
+                        outside_promptops=all(v.provenance is None for v in remote.versions))
+
+
+def _check_capabilities(specs: Iterable[PromptSpec], target: Target) -> None:
+    caps = target.capabilities
+    problems = []
+    for spec in specs:
+        where = f"{spec.path}: prompt {spec.name!r}"
+        if spec.type not in caps.types:
+            problems.append(f"{where} is a {spec.type} prompt, which target {target.name!r} ({target.provider}) cannot hold")
+        if spec.template_format not in caps.template_formats:
+            problems.append(f"{where} uses {spec.template_format} templates, which target {target.name!r} "
+                            f"({target.provider}) does not support")
+        if not caps.traffic:
+            split = [label for label in spec.traffic if target.manages_label(label)]
+            if split:
+                problems.append(f"{where} declares traffic for {', '.join(split)}, but target {target.name!r} "
+                                f"({target.provider}) has no traffic splits; add targets: to leave it out")
+    if problems:
+        raise PlanError("the files ask for what the target cannot represent:\n  " + "\n  ".join(problems))
+
