@@ -6,12 +6,14 @@ never branches on provider names anywhere else.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from .. import __version__
-from ..config import Target
 from ..errors import ConfigError
 from .base import Provider
+
+if TYPE_CHECKING:  # config imports providers.base, so a runtime import here would be circular
+    from ..config import Target
 
 
 def _open_local(target: Target, root: Path) -> Provider:

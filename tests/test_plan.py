@@ -1,0 +1,210 @@
+"""The planner as data: (specs, remote state, target) -> the exact list of actions."""
+from __future__ import annotations
+
+import pytest
+
+from promptops.config import Target
+from promptops.digest import canonical_content, content_digest
+from promptops.errors import PlanError
+from promptops.model import (
+    CreateVersion,
+    DeletePrompt,
+    MoveLabel,
+    Plan,
+    PromptSpec,
+    RemotePrompt,
+    RemoteState,
+    RemoteVersion,
+    RemoveLabel,
+    SetTraffic,
+    UpdateMetadata,
+    VersionRef,
+)
+from promptops.plan import build_plan
+
+LOCAL = Target("local", "local")
+LANGFUSE = Target("prod", "langfuse", credentials={"public_key": "PK", "secret_key": "SK"})
+PROMPTLAB = Target("lab", "promptlab", credentials={"api_key": "K"})
+
+
+def content(text: str) -> dict:
+    return canonical_content(type="text", template_format="mustache", template=text)
+
+
+def spec(name: str = "p", versions: dict[str, str] | None = None, labels: dict[str, str] | None = None,
+         traffic: dict | None = None, tags: tuple[str, ...] = (), description: str | None = None,
+         targets: tuple[str, ...] | None = None) -> PromptSpec:
+    from promptops.model import VersionSpec
+
+    versions = versions or {"a": "A"}
+    vs = {k: VersionSpec(k, content(t), content_digest(content(t))) for k, t in versions.items()}
+    return PromptSpec(name=name, path=f"prompts/{name}.yaml", type="text", template_format="mustache",
+                      versions=vs, labels=labels or {}, traffic=traffic or {}, tags=tags,
+                      description=description, targets=targets)
+
+
+def rv(vid: str, text: str, *, outside: bool = False) -> RemoteVersion:
+    """A remote version; ``outside`` means made outside promptops (no provenance stamp)."""
+    return RemoteVersion(vid, content_digest(content(text)), content(text), None if outside else {"version": "?"})
+
+
+def remote(*prompts: RemotePrompt) -> RemoteState:
+    return RemoteState({p.name: p for p in prompts})
+
+
+def D(text: str) -> str:
+    return content_digest(content(text))
+
+
+def test_new_prompt_creates_versions_labels_and_metadata():
+    s = spec(versions={"a": "A", "b": "B"}, labels={"production": "a", "staging": "b"}, tags=("x",))
+    plan = build_plan([s], remote(), LOCAL)
+    assert plan.actions == (
+        CreateVersion("p", "a", D("A"), content("A"), "prompts/p.yaml", new_prompt=True),
+        CreateVersion("p", "b", D("B"), content("B"), "prompts/p.yaml", new_prompt=True),
+        MoveLabel("p", "production", None, VersionRef(None, "a")),
+        MoveLabel("p", "staging", None, VersionRef(None, "b")),
+        UpdateMetadata("p", None, {"tags": ["x"], "description": None}),
+    )
+    assert plan.summary == {"create_version": 2, "move_label": 2, "remove_label": 0, "set_traffic": 0,
+                            "update_metadata": 1, "delete_prompt": 0}
+    assert plan.remote == {"p": None}
+
+
+def test_in_sync_plans_nothing():
+    s = spec(labels={"production": "a"})
+    r = RemotePrompt("p", (rv("1", "A"),), labels={"production": "1"})
+    plan = build_plan([s], remote(r), LOCAL)
+    assert plan.actions == () and not plan.has_changes and plan.remote == {}
+
+
+def test_edit_creates_one_version_and_moves_label_with_diff_base():
+    s = spec(versions={"a": "A2"}, labels={"production": "a"})
+    r = RemotePrompt("p", (rv("1", "A"),), labels={"production": "1"})
+    plan = build_plan([s], remote(r), LOCAL)
+    assert plan.actions == (
+        CreateVersion("p", "a", D("A2"), content("A2"), "prompts/p.yaml", new_prompt=False,
+                      base=VersionRef("1", None), base_content=content("A")),
+        MoveLabel("p", "production", VersionRef("1", None), VersionRef(None, "a")),
+    )
+
+
+def test_revert_moves_label_back_to_existing_version_without_creating():
+    s = spec(versions={"a": "A"}, labels={"production": "a"})
+    r = RemotePrompt("p", (rv("1", "A"), rv("2", "A2")), labels={"production": "2"})
+    plan = build_plan([s], remote(r), LOCAL)
+    assert plan.actions == (MoveLabel("p", "production", VersionRef("2", None), VersionRef("1", "a")),)
+
+
+def test_duplicate_remote_digests_keep_current_label_else_newest():
+    r = RemotePrompt("p", (rv("1", "A", outside=True), rv("2", "A"), rv("3", "B")),
+                     labels={"production": "1", "staging": "3"})
+    s = spec(versions={"a": "A"}, labels={"production": "a", "staging": "a"})
+    plan = build_plan([s], remote(r), LOCAL)
+    # production already serves the content (v1): untouched; staging goes to the newest copy, v2
+    assert plan.actions == (MoveLabel("p", "staging", VersionRef("3", None), VersionRef("2", "a")),)
+
+
+def test_undeclared_label_is_removed_where_supported_and_warned_otherwise():
+    r = RemotePrompt("p", (rv("1", "A"),), labels={"production": "1", "beta": "1"})
+    s = spec(labels={"production": "a"})
+    plan = build_plan([s], remote(r), LOCAL)
+    assert plan.actions == (RemoveLabel("p", "beta", VersionRef("1", "a")),)
+    plan = build_plan([s], remote(r), LANGFUSE)
+    assert plan.actions == ()
+    assert plan.warnings == ("p: label 'beta' is no longer declared, but provider langfuse cannot remove labels; "
+                             "move it to another version or remove it in the platform's UI",)
+
+
+def test_reserved_and_unmanaged_labels_are_left_alone():
+    r = RemotePrompt("p", (rv("1", "A"),), labels={"latest": "1", "production": "1", "dev": "1"})
+    s = spec(labels={"production": "a"})
+    only_production = Target("local", "local", labels=("production",))
+    assert build_plan([s], remote(r), only_production).actions == ()
+    # langfuse reserves `latest`: neither removed nor warned about
+    assert build_plan([spec(labels={"production": "a", "dev": "a"})], remote(r), LANGFUSE).warnings == ()
+
+
+def test_traffic_split_set_changed_and_removed():
+    r = RemotePrompt("p", (rv("1", "A"), rv("2", "B")), labels={"production": "1"})
+    s = spec(versions={"a": "A", "b": "B"}, labels={"production": "a"}, traffic={"production": {"a": 90, "b": 10}})
+    plan = build_plan([s], remote(r), LOCAL)
+    assert plan.actions == (SetTraffic("p", "production", None, {"a": 90, "b": 10}, {"a": "1", "b": "2"}),)
+
+    r2 = RemotePrompt("p", r.versions, labels={"production": "1"}, traffic={"production": {"1": 90, "2": 10}})
+    assert build_plan([s], remote(r2), LOCAL).actions == ()
+    ramp = spec(versions={"a": "A", "b": "B"}, labels={"production": "a"}, traffic={"production": {"a": 50, "b": 50}})
+    assert build_plan([ramp], remote(r2), LOCAL).actions == (
+        SetTraffic("p", "production", {"a": 90, "b": 10}, {"a": 50, "b": 50}, {"a": "1", "b": "2"}),)
+    no_split = spec(versions={"a": "A", "b": "B"}, labels={"production": "a"})
+    assert build_plan([no_split], remote(r2), LOCAL).actions == (
+        SetTraffic("p", "production", {"a": 90, "b": 10}, None, {}),)
+
+
+def test_traffic_naming_a_new_version_and_an_unknown_remote_version():
+    r = RemotePrompt("p", (rv("1", "A"), rv("7", "Z", outside=True)), labels={"production": "1"},
+                     traffic={"production": {"1": 80, "7": 20}})
+    s = spec(versions={"a": "A", "c": "C"}, labels={"production": "a"}, traffic={"production": {"a": 90, "c": 10}})
+    plan = build_plan([s], remote(r), LOCAL)
+    assert plan.actions[-1] == SetTraffic("p", "production", {"a": 80, "remote:7": 20}, {"a": 90, "c": 10},
+                                          {"a": "1", "c": None})
+    assert plan.remote["p"]["outside_promptops"] == ["7"]
+
+
+def test_metadata_update_sends_full_desired_fields():
+    r = RemotePrompt("p", (rv("1", "A"),), labels={"production": "1"}, tags=("x", "y"), description="old")
+    s = spec(labels={"production": "a"}, tags=("y", "x"), description="new")
+    assert build_plan([s], remote(r), LOCAL).actions == (
+        UpdateMetadata("p", {"tags": ["x", "y"], "description": "old"}, {"tags": ["x", "y"], "description": "new"}),)
+    # langfuse stores tags only: a description change plans nothing there
+    assert build_plan([spec(labels={"production": "a"}, tags=("x", "y"), description="new")],
+                      remote(r), LANGFUSE).actions == ()
+
+
+def test_prune_deletes_only_with_flag_and_only_undeclared():
+    kept = RemotePrompt("p", (rv("1", "A"),), labels={"production": "1"})
+    gone = RemotePrompt("old", (rv("1", "X", outside=True), rv("2", "Y", outside=True)))
+    s = spec(labels={"production": "a"})
+    assert build_plan([s], remote(kept, gone), LOCAL).actions == ()
+    plan = build_plan([s], remote(kept, gone), LOCAL, prune=True)
+    assert plan.actions == (DeletePrompt("old", ("1", "2"), outside_promptops=True),)
+    assert set(plan.remote) == {"old"}
+
+
+def test_prune_on_provider_without_delete_warns():
+    gone = RemotePrompt("old", (rv("v1", "X"),))
+    plan = build_plan([], remote(gone), PROMPTLAB, prune=True)
+    assert plan.actions == ()
+    assert plan.warnings == ("old: no file declares it, but provider promptlab cannot delete prompts; "
+                             "delete it in the platform's UI if it should go",)
+
+
+def test_targets_filter_and_capability_errors():
+    s = spec(labels={"production": "a"}, targets=("other",))
+    assert build_plan([s], remote(), LOCAL).actions == ()
+    split = spec(versions={"a": "A", "b": "B"}, labels={"production": "a"}, traffic={"production": {"a": 50, "b": 50}})
+    with pytest.raises(PlanError, match=r"target 'prod' \(langfuse\) has no traffic splits"):
+        build_plan([split], remote(), LANGFUSE)
+
+
+def test_single_pointer_manages_one_label():
+    s = spec(versions={"a": "A", "b": "B"}, labels={"production": "a", "staging": "b"})
+    r = RemotePrompt("p", (rv("v1", "A"), rv("v2", "B")), labels={"production": "v2"})
+    assert build_plan([s], remote(r), PROMPTLAB).actions == (
+        MoveLabel("p", "production", VersionRef("v2", "b"), VersionRef("v1", "a")),)
+
+
+def test_output_is_deterministic_and_sorted_by_prompt():
+    specs = [spec("zeta"), spec("alpha"), spec("mid")]
+    first = build_plan(specs, remote(), LOCAL)
+    second = build_plan(list(reversed(specs)), remote(), LOCAL)
+    assert first.to_json() == second.to_json()
+    assert [a.prompt for a in first.actions] == ["alpha", "mid", "zeta"]
+
+
+def test_plan_round_trips_through_json():
+    r = RemotePrompt("p", (rv("1", "A"),), labels={"production": "1", "old": "1"}, tags=("t",))
+    s = spec(versions={"a": "A", "b": "B"}, labels={"production": "b"}, traffic={"production": {"a": 10, "b": 90}})
+    plan = build_plan([s], remote(r), LOCAL, commit="f" * 40, dirty=False)
+    again = Plan.from_json(plan.to_json())
+    assert again == plan and again.remote_fingerprint == plan.remote_fingerprint
