@@ -32,6 +32,7 @@ from .model import (
     snapshot_of,
 )
 from .providers.base import NewVersion, Provider
+from .render import describe_action
 
 Progress = Callable[[str], None]
 
@@ -139,21 +140,6 @@ def apply_plan(plan: Plan, provider: Provider, *, concurrency: int = 1, progress
         not_done = [describe_action(a) for a in plan.actions if describe_action(a) not in set(done)]
         raise ApplyFailed(failures[0], done, not_done)
     return result
-
-
-def describe_action(action: Action) -> str:
-    """One line naming an action, for progress and failure reports."""
-    if isinstance(action, CreateVersion):
-        return f"{action.prompt}: create version {action.version}"
-    if isinstance(action, MoveLabel):
-        return f"{action.prompt}: move label {action.label} to {action.to.version}"
-    if isinstance(action, RemoveLabel):
-        return f"{action.prompt}: remove label {action.label}"
-    if isinstance(action, SetTraffic):
-        return f"{action.prompt}: set traffic for {action.label}"
-    if isinstance(action, UpdateMetadata):
-        return f"{action.prompt}: update metadata"
-    return f"{action.prompt}: delete prompt"
 
 
 def _display_id(remote_id: str) -> str:

@@ -611,3 +611,18 @@ def render_markdown(plan: Plan) -> str:
 def render_json(plan: Plan) -> str:
     """The plan JSON (``schemas/plan.schema.json``), indented, ending with a newline."""
     return json.dumps(plan.to_json(), indent=2, ensure_ascii=False) + "\n"
+
+
+def describe_action(action: Action) -> str:
+    """One line naming an action, for progress and failure reports."""
+    if isinstance(action, CreateVersion):
+        return f"{action.prompt}: create version {action.version}"
+    if isinstance(action, MoveLabel):
+        return f"{action.prompt}: move label {action.label} to {action.to.version}"
+    if isinstance(action, RemoveLabel):
+        return f"{action.prompt}: remove label {action.label}"
+    if isinstance(action, SetTraffic):
+        return f"{action.prompt}: set traffic for {action.label}"
+    if isinstance(action, UpdateMetadata):
+        return f"{action.prompt}: update metadata"
+    return f"{action.prompt}: delete prompt"

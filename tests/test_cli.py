@@ -1,0 +1,222 @@
+"""The CLI end to end on temporary directories: the workflows a new user runs."""
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+
+from conftest import REPO, write
+
+SUMMARIZER = "prompts/summarizer.yaml"
+
+
+def versions_in(registry: Path) -> dict[str, int]:
+    db = sqlite3.connect(registry)
+    try:
+        rows = db.execute("select p.name, count(*) from versions v join prompts p on p.id = v.prompt_id group by 1")
+        return dict(rows.fetchall())
+    finally:
+        db.close()
+
+
+def test_examples_plan_apply_then_no_changes(cli, examples):
+    r = cli("-C", examples, "plan", "--detailed-exitcode")
+    assert r.code == 2, r.err
+    assert r.out.count('+ version "') == 11
+    assert r.out.rstrip().endswith(
+        "Plan: 11 versions to create, 14 labels to move, 1 traffic split to change, 7 metadata updates, "
+        "0 prompts to delete.")
+    r = cli("-C", examples, "apply", "--auto-approve")
+    assert r.code == 0, r.err
+    assert "Apply complete! 11 versions created, 14 labels moved, 1 traffic split changed" in r.out
+    r = cli("-C", examples, "plan", "--detailed-exitcode")
+    assert (r.code, r.err) == (0, "")
+    assert r.out == 'promptops plan for target "local" (provider: local)\n\nNo changes. Remote matches the files.\n'
+
+
+def test_edit_then_revert_moves_labels_back_without_new_version(cli, examples):
+    assert cli("-C", examples, "apply", "--auto-approve").code == 0
+    original = (examples / SUMMARIZER).read_text()
+    (examples / SUMMARIZER).write_text(original.replace("under 20 words", "under 15 words"))
+
+    r = cli("-C", examples, "plan", "--format", "json")
+    plan = json.loads(r.out)
+    assert plan["summary"] == {"create_version": 1, "move_label": 2, "remove_label": 0, "set_traffic": 0,
+                               "update_metadata": 0, "delete_prompt": 0}
+    text = cli("-C", examples, "plan").out
+    assert "          -Keep each bullet under 20 words.\n          +Keep each bullet under 15 words.\n" in text
+    assert '  ~ label "production": v1 -> (new) default\n' in text
+    assert cli("-C", examples, "apply", "--auto-approve").code == 0
+
+    (examples / SUMMARIZER).write_text(original)
+    r = cli("-C", examples, "plan", "--format", "json")
+    plan = json.loads(r.out)
+    assert [(a["kind"], a.get("label"), a["to"]) for a in plan["actions"]] == [
+        ("move_label", "production", {"remote_version": "1", "version": "default"}),
+        ("move_label", "staging", {"remote_version": "1", "version": "default"}),
+    ]
+    assert cli("-C", examples, "apply", "--auto-approve").code == 0
+    assert cli("-C", examples, "plan", "--detailed-exitcode").code == 0
+    assert versions_in(examples / ".promptops/registry.db")["summarizer"] == 2
+
+
+def test_whitespace_only_edit_is_visible_in_the_diff(cli, examples):
+    assert cli("-C", examples, "apply", "--auto-approve").code == 0
+    text = (examples / SUMMARIZER).read_text()
+    (examples / SUMMARIZER).write_text(text.replace("3 bullet points.", "3 bullet points.  "))
+    out = cli("-C", examples, "plan").out
+    assert "          -Summarize the following article in 3 bullet points.\n" in out
+    assert "          +Summarize the following article in 3 bullet points.··\n" in out
+
+
+def test_saved_plan_is_refused_when_stale(cli, examples, tmp_path):
+    assert cli("-C", examples, "apply", "--auto-approve").code == 0
+    path = examples / SUMMARIZER
+    original = path.read_text()
+    path.write_text(original.replace("under 20 words", "under 10 words"))
+    planfile = tmp_path / "change.plan"
+    r = cli("-C", examples, "plan", "-o", planfile)
+    assert r.code == 0 and f'promptops apply "{planfile}"' in r.out
+
+    # someone else applies a different change first
+    path.write_text(original.replace("under 20 words", "under 12 words"))
+    assert cli("-C", examples, "apply", "--auto-approve").code == 0
+
+    r = cli("-C", examples, "apply", planfile)
+    assert r.code == 1
+    assert r.err.startswith("Error: plan is stale: the remote changed since the plan was made (summarizer: ")
+    assert "labels production 1 -> 2" in r.err and "versions 2 added" in r.err
+    assert r.err.rstrip().endswith("run promptops plan again")
+    assert "Traceback" not in r.err
+    assert versions_in(examples / ".promptops/registry.db")["summarizer"] == 2
+
+
+def test_saved_plan_applies_exactly_and_show_renders_it(cli, examples, tmp_path):
+    planfile = tmp_path / "all.plan"
+    planned = cli("-C", examples, "plan", "-o", planfile)
+    shown = cli("-C", examples, "show", planfile)
+    assert planned.out.startswith(shown.out)
+    data = json.loads(planfile.read_text())
+    schema = json.loads((REPO / "schemas/plan.schema.json").read_text())
+    jsonschema.validate(data, schema)
+    assert data["target"] == "local" and data["provider"] == "local"
+    r = cli("-C", examples, "apply", planfile)
+    assert r.code == 0 and "Apply complete! 11 versions created" in r.out
+    assert "support/reply: create version concise: done [v2]" in r.err
+    # the same plan again is stale: everything it planned now exists
+    assert cli("-C", examples, "apply", planfile).code == 1
+
+
+def test_apply_asks_for_yes(cli, examples):
+    r = cli("-C", examples, "apply", input="no\n")
+    assert r.code == 1 and "Only 'yes' will be accepted to approve." in r.out
+    assert "Apply cancelled." in r.err
+    assert not (examples / ".promptops/registry.db").exists()
+    r = cli("-C", examples, "apply", input="")  # EOF (CI without stdin) is a no
+    assert r.code == 1
+    r = cli("-C", examples, "apply", input="yes\n")
+    assert r.code == 0 and "Apply complete!" in r.out
+
+
+def test_json_and_markdown_formats(cli, examples):
+    data = json.loads(cli("-C", examples, "plan", "--json").out)
+    assert data["format_version"] == 1 and data["summary"]["create_version"] == 11
+    assert data["remote_fingerprint"].startswith("sha256:")
+    jsonschema.validate(data, json.loads((REPO / "schemas/plan.schema.json").read_text()))
+    md = cli("-C", examples, "plan", "--format", "markdown").out
+    assert md.startswith("### promptops plan: `local` (local)")
+    assert "```diff" in md
+
+
+def test_prune_deletes_prompts_without_files(cli, examples):
+    assert cli("-C", examples, "apply", "--auto-approve").code == 0
+    (examples / SUMMARIZER).unlink()
+    assert cli("-C", examples, "plan", "--detailed-exitcode").code == 0
+    r = cli("-C", examples, "plan", "--prune", "--json")
+    assert [(a["kind"], a["prompt"]) for a in json.loads(r.out)["actions"]] == [("delete_prompt", "summarizer")]
+    assert cli("-C", examples, "apply", "--prune", "--auto-approve").code == 0
+    assert "summarizer" not in versions_in(examples / ".promptops/registry.db")
+
+
+def test_init_scaffolds_a_working_project(cli, tmp_path):
+    r = cli("-C", tmp_path, "init")
+    assert r.code == 0
+    for rel in ("promptops.yaml", "prompts/example.yaml", ".pre-commit-config.yaml", ".github/workflows/promptops.yml"):
+        assert f"wrote {rel}" in r.out and (tmp_path / rel).is_file()
+    assert ".promptops/" in (tmp_path / ".gitignore").read_text()
+    assert cli("-C", tmp_path, "validate").code == 0
+    assert cli("-C", tmp_path, "apply", "--auto-approve").code == 0
+    assert cli("-C", tmp_path, "plan", "--detailed-exitcode").code == 0
+    again = cli("-C", tmp_path, "init")
+    assert "kept promptops.yaml (exists; --force overwrites it)" in again.out
+    assert (tmp_path / ".gitignore").read_text().count(".promptops/") == 1
+
+
+def test_render_text_chat_and_variables(cli, examples):
+    r = cli("-C", examples, "render", "summarizer", "--var", "article=Cats sleep a lot.")
+    assert r.code == 0
+    assert r.out == ("Summarize the following article in 3 bullet points.\nKeep each bullet under 20 words.\n\n"
+                     "Cats sleep a lot.\n")
+    r = cli("-C", examples, "render", "support/reply", "--version", "concise", "--examples")
+    assert r.code == 0 and r.out.startswith("[system]\nYou are a support agent for Acme Router X2.")
+    assert "[placeholder: history]\n" in r.out and '[user]\nDana writes: My router drops' in r.out
+    r = cli("-C", examples, "render", "summarizer")
+    assert r.code == 1 and "article" in r.err and "--var" in r.err
+    r = cli("-C", examples, "render", "checkout/assistant", "--version", "v1", "--examples", "--var", "cart_value=abc")
+    assert r.code == 1 and "declared as number" in r.err
+    r = cli("-C", examples, "render", "nope")
+    assert r.code == 1 and "no prompt named 'nope'" in r.err
+
+
+def test_resolve_is_sticky_and_follows_the_split(cli, examples):
+    assert cli("-C", examples, "apply", "--auto-approve").code == 0
+    picks = {}
+    for i in range(200):
+        r = cli("-C", examples, "resolve", "support/reply", "--user", f"user-{i}", "--json")
+        picks[i] = json.loads(r.out)["version"]
+    share = sum(1 for v in picks.values() if v == "concise") / len(picks)
+    assert 0.04 < share < 0.17
+    r = cli("-C", examples, "resolve", "support/reply", "--user", "user-1")
+    assert r.out.startswith(f"support/reply production -> ") and "bucket" in r.out
+    assert cli("-C", examples, "resolve", "support/reply", "--user", "user-1").out == r.out
+    r = cli("-C", examples, "resolve", "summarizer", "--user", "u", "--label", "nope")
+    assert r.code == 1 and "no label" in r.err
+
+
+def test_exit_codes_for_usage_config_and_internal_errors(cli, examples, monkeypatch):
+    assert cli("-C", examples, "plan", "--bogus").code == 1
+    r = cli("-C", examples, "plan", "-t", "prod")
+    assert r.code == 1 and "unknown target 'prod'" in r.err
+    r = cli("-C", examples / "nowhere", "plan")
+    assert r.code == 1 and "does not exist" in r.err
+
+    import promptops.commands
+
+    def boom(*a, **k):
+        raise RuntimeError("simulated bug")
+
+    monkeypatch.setattr(promptops.commands, "build_plan", boom)
+    r = cli("-C", examples, "plan")
+    assert r.code == 3 and "internal error: RuntimeError: simulated bug" in r.err and "Traceback" not in r.err
+    r = cli("--debug", "-C", examples, "plan")
+    assert r.code == 3 and "Traceback" in r.err
+
+
+def test_broken_registry_and_plan_files_fail_cleanly(cli, examples, tmp_path):
+    write(examples, ".promptops/registry.db", "this is not sqlite")
+    r = cli("-C", examples, "plan")
+    assert r.code == 1 and ".promptops/registry.db" in r.err and "Traceback" not in r.err
+    bad = write(tmp_path, "bad.plan", "{not json")
+    r = cli("-C", examples, "show", bad)
+    assert r.code == 1 and "not a promptops plan file" in r.err
+    r = cli("-C", examples, "apply", tmp_path / "missing.plan")
+    assert r.code == 1 and "not found" in r.err
+
+
+def test_version_and_python_dash_m():
+    out = subprocess.run([sys.executable, "-m", "promptops", "--version"], capture_output=True, text=True, cwd=REPO)
+    assert out.returncode == 0 and out.stdout.strip() == "promptops, version 0.1.0"
