@@ -1,0 +1,126 @@
+"""The apply engine on a real local registry, with failures injected between the engine and it."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from promptops.apply import apply_plan, check_fresh
+from promptops.config import Target
+from promptops.errors import ApplyFailed, ProviderError, StalePlanError
+from promptops.plan import build_plan
+from promptops.prompts import load_project
+from promptops.providers.local import LocalProvider
+
+LOCAL = Target("local", "local")
+
+
+class Flaky:
+    """The real LocalProvider, except that write number ``fail_at`` (1-based) fails.
+
+    ``landed=True`` makes that write happen before the error, like a response lost after the server
+    committed (an ambiguous failure); otherwise nothing is written.
+    """
+
+    WRITES = ("create_version", "move_label", "remove_label", "set_traffic", "update_metadata", "delete_prompt")
+
+    def __init__(self, inner: LocalProvider, fail_at: int, *, landed: bool = False):
+        self.inner, self.fail_at, self.landed, self.writes = inner, fail_at, landed, 0
+        self.kind, self.capabilities = inner.kind, inner.capabilities
+
+    def __getattr__(self, name):
+        method = getattr(self.inner, name)
+        if name not in self.WRITES:
+            return method
+
+        def call(*args, **kwargs):
+            self.writes += 1
+            if self.writes == self.fail_at:
+                if self.landed:
+                    method(*args, **kwargs)
+                raise ProviderError("connection dropped", ambiguous=self.landed)
+            return method(*args, **kwargs)
+
+        return call
+
+
+def plan_for(root: Path, provider) -> object:
+    project = load_project(root)
+    assert not project.errors
+    return build_plan(project.specs, provider.read(), LOCAL)
+
+
+def count_versions(provider: LocalProvider) -> int:
+    return sum(len(p.versions) for p in provider.read().prompts.values())
+
+
+def test_failure_mid_apply_reports_done_and_not_done_then_rerun_converges(examples, tmp_path):
+    registry = LocalProvider(tmp_path / "r.db")
+    plan = plan_for(examples, registry)
+    flaky = Flaky(registry, fail_at=5)
+    with pytest.raises(ApplyFailed) as info:
+        apply_plan(plan, flaky)
+    failed = info.value
+    assert str(failed) == "connection dropped"
+    assert len(failed.done) == 4
+    assert len(failed.done) + len(failed.not_done) == len(plan.actions)
+    assert failed.done == [
+        "checkout/assistant: create version v1", "checkout/assistant: create version v2",
+        "checkout/assistant: move label production to v1", "checkout/assistant: move label staging to v2"]
+    assert failed.not_done[0] == "checkout/assistant: update metadata"
+    assert count_versions(registry) == 2
+
+    again = plan_for(examples, registry)
+    assert again.summary["create_version"] == 9  # the two created versions are found by digest
+    apply_plan(again, registry)
+    assert count_versions(registry) == 11
+    assert not plan_for(examples, registry).has_changes
+
+
+def test_ambiguous_create_is_found_by_digest_not_created_twice(examples, tmp_path):
+    registry = LocalProvider(tmp_path / "r.db")
+    plan = plan_for(examples, registry)
+    apply_plan(plan, Flaky(registry, fail_at=1, landed=True))
+    assert count_versions(registry) == 11
+    assert not plan_for(examples, registry).has_changes
+
+
+def test_parallel_apply_matches_serial(examples, tmp_path):
+    serial, parallel = LocalProvider(tmp_path / "s.db"), LocalProvider(tmp_path / "p.db")
+    apply_plan(plan_for(examples, serial), serial, concurrency=1)
+    apply_plan(plan_for(examples, parallel), parallel, concurrency=4)
+    strip = lambda state: {n: p.snapshot() for n, p in state.prompts.items()}  # noqa: E731
+    assert strip(serial.read()) == strip(parallel.read())
+
+
+def test_failure_with_concurrency_stops_new_work(examples, tmp_path):
+    registry = LocalProvider(tmp_path / "r.db")
+    plan = plan_for(examples, registry)
+    with pytest.raises(ApplyFailed) as info:
+        apply_plan(plan, Flaky(registry, fail_at=3), concurrency=3)
+    assert info.value.not_done  # something was left undone, and reported
+    apply_plan(plan_for(examples, registry), registry)
+    assert not plan_for(examples, registry).has_changes
+
+
+def test_provenance_is_stamped_on_created_versions(examples, tmp_path):
+    registry = LocalProvider(tmp_path / "r.db")
+    plan = plan_for(examples, registry)
+    from dataclasses import replace
+
+    apply_plan(replace(plan, commit="abcdef0123456789", commit_subject="Tune prompts"), registry)
+    version = registry.read(["summarizer"]).prompts["summarizer"].versions[0]
+    assert version.provenance == {"commit": "abcdef0", "subject": "Tune prompts",
+                                  "path": "prompts/summarizer.yaml", "version": "default"}
+
+
+def test_check_fresh_names_what_changed(examples, tmp_path):
+    registry = LocalProvider(tmp_path / "r.db")
+    apply_plan(plan_for(examples, registry), registry)
+    text = (examples / "prompts/summarizer.yaml").read_text()
+    (examples / "prompts/summarizer.yaml").write_text(text.replace("3 bullet", "4 bullet"))
+    plan = plan_for(examples, registry)
+    check_fresh(plan, registry)  # nothing changed yet
+    registry.remove_label("summarizer", "staging")
+    with pytest.raises(StalePlanError, match=r"summarizer: labels staging removed"):
+        check_fresh(plan, registry)
