@@ -58,10 +58,8 @@ def make_plan(app: Any, target_name: str | None, prune: bool) -> tuple[Plan, Tar
         names = None if prune else [s.name for s in project.specs if s.managed_by(target.name)]
         remote = provider.read(names)
         commit = head(project.config.root)
-        plan = build_plan(project.specs, remote, target, prune=prune,
-                          commit=commit.sha if commit else None, dirty=commit.dirty if commit else None)
-        if commit:
-            plan = Plan(**{**plan.__dict__, "commit_subject": commit.subject})
+        plan = build_plan(project.specs, remote, target, prune=prune, commit=commit.sha if commit else None,
+                          dirty=commit.dirty if commit else None, commit_subject=commit.subject if commit else None)
     except BaseException:
         provider.close()
         raise

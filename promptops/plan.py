@@ -47,6 +47,7 @@ def build_plan(
     prune: bool = False,
     commit: str | None = None,
     dirty: bool | None = None,
+    commit_subject: str | None = None,
 ) -> Plan:
     """Plan what ``target`` needs so that ``remote`` matches ``specs``.
 
@@ -73,7 +74,8 @@ def build_plan(
     actions.sort(key=lambda a: a.prompt)  # stable: per-prompt order is kept
     touched = sorted({a.prompt for a in actions})
     return Plan(target=target.name, provider=target.provider, actions=tuple(actions),
-                remote=snapshot_of(remote, touched), warnings=tuple(warnings), commit=commit, dirty=dirty)
+                remote=snapshot_of(remote, touched), warnings=tuple(warnings), commit=commit, dirty=dirty,
+                commit_subject=commit_subject)
 
 
 def plan_prompt(spec: PromptSpec, remote: RemotePrompt | None, target: Target) -> tuple[list[Action], list[str]]:

@@ -220,3 +220,29 @@ def test_broken_registry_and_plan_files_fail_cleanly(cli, examples, tmp_path):
 def test_version_and_python_dash_m():
     out = subprocess.run([sys.executable, "-m", "promptops", "--version"], capture_output=True, text=True, cwd=REPO)
     assert out.returncode == 0 and out.stdout.strip() == "promptops, version 0.1.0"
+
+
+def git(root: Path, *args: str) -> str:
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@example.com", "PATH": "/usr/bin:/bin:/usr/local/bin", "HOME": str(root)}
+    return subprocess.run(["git", *args], cwd=root, env=env, check=True, capture_output=True, text=True).stdout
+
+
+def test_plan_records_commit_and_dirty_flag_and_apply_stamps_provenance(cli, tmp_path):
+    assert cli("-C", tmp_path, "init").code == 0
+    git(tmp_path, "init", "-q")
+    git(tmp_path, "add", "-A")
+    git(tmp_path, "commit", "-qm", "Add the example prompt")
+    sha = git(tmp_path, "rev-parse", "HEAD").strip()
+    data = json.loads(cli("-C", tmp_path, "plan", "--json").out)
+    assert (data["commit"], data["dirty"], data["commit_subject"]) == (sha, False, "Add the example prompt")
+    assert cli("-C", tmp_path, "apply", "--auto-approve").code == 0
+    from promptops.providers.local import LocalProvider
+
+    registry = LocalProvider(tmp_path / ".promptops/registry.db")
+    stamp = registry.read().prompts["example"].versions[0].provenance
+    registry.close()
+    assert stamp == {"commit": sha[:7], "subject": "Add the example prompt", "path": "prompts/example.yaml",
+                     "version": "default"}
+    (tmp_path / "prompts/example.yaml").write_text((tmp_path / "prompts/example.yaml").read_text() + "\n")
+    assert json.loads(cli("-C", tmp_path, "plan", "--json").out)["dirty"] is True
