@@ -32,7 +32,7 @@ from .model import (
     snapshot_of,
 )
 from .providers.base import NewVersion, Provider
-from .render import describe_action
+from .render import describe_action, version_label
 
 Progress = Callable[[str], None]
 
@@ -131,7 +131,7 @@ def apply_plan(plan: Plan, provider: Provider, *, concurrency: int = 1, progress
                 result.counts[action.kind] = result.counts.get(action.kind, 0) + 1
                 if created:
                     result.created[(action.prompt, action.version)] = created  # type: ignore[union-attr]
-            progress(f"{text}: done" + (f" [{_display_id(created)}]" if created else ""))
+            progress(f"{text}: done" + (f" [{version_label(created)}]" if created else ""))
 
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
         for future in [pool.submit(run_prompt, acts) for acts in by_prompt.values()]:
@@ -140,10 +140,6 @@ def apply_plan(plan: Plan, provider: Provider, *, concurrency: int = 1, progress
         not_done = [describe_action(a) for a in plan.actions if describe_action(a) not in set(done)]
         raise ApplyFailed(failures[0], done, not_done)
     return result
-
-
-def _display_id(remote_id: str) -> str:
-    return f"v{remote_id}" if remote_id.isdigit() else remote_id
 
 
 def _run(action: Action, provider: Provider, created: Mapping[tuple[str, str], str],

@@ -10,6 +10,7 @@ import yaml
 from .errors import ConfigError, PromptOpsError
 from .model import PromptSpec, VersionSpec
 from .prompts import Project, load_project
+from .render import version_label
 from .resolve import resolve
 from .templates import render
 
@@ -121,10 +122,10 @@ def resolve_report(provider: Any, root: Path, name: str, label: str, user: str, 
         return json.dumps({"prompt": name, "label": label, "user": user, "remote_version": result.version_id,
                            "version": key, "bucket": result.bucket,
                            "weights": dict(result.weights) if result.weights else None}, indent=2) + "\n"
-    shown = _display(result.version_id) + (f" ({key})" if key else "")
+    shown = version_label(result.version_id) + (f" ({key})" if key else "")
     lines = [f"{name} {label} -> {shown} for user {user!r}"]
     if result.weights:
-        split = ", ".join(f"{_display(v)} {w}%" for v, w in result.weights.items())
+        split = ", ".join(f"{version_label(v)} {w}%" for v, w in result.weights.items())
         lines.append(f"  bucket {result.bucket} of 10000 under the split {split}")
     else:
         lines.append("  no traffic split: every user gets this version")
@@ -141,7 +142,3 @@ def _local_keys(root: Path, name: str) -> dict[str, str]:
         if spec.name == name:
             return {v.digest: k for k, v in spec.versions.items()}
     return {}
-
-
-def _display(remote_id: str) -> str:
-    return f"v{remote_id}" if remote_id.isdigit() else remote_id

@@ -189,8 +189,9 @@ def _item(indent: int, marker: str, body: str) -> _Line:
 # --------------------------------------------------------------------------- names and values
 
 
-def _remote_id(remote_id: str) -> str:
-    """``3`` -> ``v3``; ids that are not all digits ("v3", "1.0.0") are shown as they are."""
+def version_label(remote_id: str) -> str:
+    """How a remote version id is shown everywhere: ``3`` -> ``v3``; ids that are not all digits
+    ("v3", "1.0.0") are shown as they are (with invisible characters escaped)."""
     return f"v{remote_id}" if re.fullmatch(r"[0-9]+", remote_id) else _esc(remote_id)
 
 
@@ -203,7 +204,7 @@ def _ref(ref: VersionRef | None, outside: frozenset[str]) -> str:
     notes = [_esc(ref.version)] if ref.version else []
     if ref.remote_version in outside:
         notes.append(OUTSIDE)
-    shown = _remote_id(ref.remote_version)
+    shown = version_label(ref.remote_version)
     return f"{shown} ({', '.join(notes)})" if notes else shown
 
 
@@ -221,7 +222,7 @@ def _split(weights: Mapping[str, int] | None) -> str:
         return "(no split)"
     shown = []
     for name, weight in weights.items():
-        label = _remote_id(name[len("remote:") :]) if name.startswith("remote:") else _esc(name)
+        label = version_label(name[len("remote:") :]) if name.startswith("remote:") else _esc(name)
         shown.append(f"{label} {weight}%")
     return ", ".join(shown)
 
@@ -436,7 +437,7 @@ def _update_metadata(action: UpdateMetadata) -> list[_Line]:
 
 
 def _delete_prompt(action: DeletePrompt) -> list[_Line]:
-    versions = [_remote_id(str(v)) for v in action.versions]
+    versions = [version_label(str(v)) for v in action.versions]
     body = "prompt"
     if versions:
         body += f" and its {_plural(len(versions), 'version')} ({', '.join(versions)})"
