@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from .errors import ConfigError, Diagnostic
 from .providers.base import CAPABILITIES, Capabilities
 from .schemas import schema_diagnostics
-from .yamlload import Loaded, load_yaml
+from .yamlload import Loaded, load_yaml_file
 
 CONFIG_FILE = "promptops.yaml"
 DEFAULT_REGISTRY = ".promptops/registry.db"
@@ -72,13 +72,21 @@ class Target:
 
 @dataclass(frozen=True)
 class Config:
-    """The parsed promptops.yaml (or the defaults when there is none)."""
+    """The parsed promptops.yaml (or the defaults when there is none).
+
+    ``targets_known`` is False when promptops.yaml exists but its targets could not be read (it
+    has errors, reported separately): ``targets`` then holds the default and checks of prompt
+    files against targets must be skipped, or they would report errors that are not there.
+    ``prompts_at`` is the position of ``prompts:`` in promptops.yaml (None when defaulted), so a
+    missing folder can be reported where it is set."""
 
     root: Path
     prompts: str = "prompts"
     default_target: str = "local"
     targets: Mapping[str, Target] = field(default_factory=lambda: {"local": Target("local", "local")})
     file: str | None = None
+    targets_known: bool = True
+    prompts_at: tuple[int, int] | None = None
 
     @property
     def prompts_dir(self) -> Path:
@@ -95,26 +103,29 @@ class Config:
 
 def load_config(root: Path) -> tuple[Config, list[Diagnostic]]:
     """Read ``root/promptops.yaml`` if present. Diagnostics are located in that file; when there are
-    any, the returned Config holds the defaults for whatever was invalid."""
+    any, the returned Config holds the defaults for whatever was invalid. An empty promptops.yaml
+    (or one holding only comments) means the defaults, like no file at all."""
     path = root / CONFIG_FILE
     if not path.is_file():
         return Config(root=root), []
     name = CONFIG_FILE
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        return Config(root=root, file=name), [Diagnostic(name, 0, 0, f"cannot read: {exc.strerror}")]
-    loaded = load_yaml(raw, name)
+    loaded = load_yaml_file(path, name)
     if loaded.diagnostics:
-        return Config(root=root, file=name), loaded.diagnostics
+        return Config(root=root, file=name, targets_known=False), loaded.diagnostics
     if loaded.data is None:
         return Config(root=root, file=name), []
     if not isinstance(loaded.data, dict):
-        return Config(root=root, file=name), [Diagnostic(name, 1, 1, "promptops.yaml must be a mapping",
-                                                         "see the README's file format section")]
+        return Config(root=root, file=name, targets_known=False), [
+            Diagnostic(name, 1, 1, "promptops.yaml must be a mapping",
+                       "write keys such as prompts:, default_target: and targets:")]
     diags = schema_diagnostics("config", loaded, name)
     if diags:
-        return Config(root=root, file=name), diags
+        # Keep a valid prompts: so the prompt files are still found and checked in this run.
+        prompts = loaded.data.get("prompts")
+        if isinstance(prompts, str) and prompts:
+            return Config(root=root, prompts=prompts, file=name, targets_known=False,
+                          prompts_at=loaded.where(("prompts",))), diags
+        return Config(root=root, file=name, targets_known=False), diags
     return _build(root, loaded, name)
 
 
@@ -147,7 +158,8 @@ def _build(root: Path, loaded: Loaded, name: str) -> tuple[Config, list[Diagnost
         diags.append(Diagnostic(name, line, col, f"default_target {default!r} is not a configured target",
                                 f"targets: {', '.join(sorted(targets))}"))
     config = Config(root=root, prompts=data.get("prompts", "prompts"), default_target=default,
-                    targets=targets, file=name)
+                    targets=targets, file=name,
+                    prompts_at=loaded.where(("prompts",)) if "prompts" in data else None)
     return config, diags
 
 

@@ -3,12 +3,14 @@
 :func:`load_project` reads promptops.yaml and every prompt file, and returns the specs together
 with every diagnostic found (all files, all problems; a file with schema errors is not checked
 further, since the later rules assume its shape). It does no network I/O and never raises for bad
-input; only an unusable project directory raises ConfigError.
+input; only an unusable project directory raises ConfigError. Every diagnostic has a line and a
+column (1:1 for problems with a whole file), so editors and CI problem matchers can jump to it.
 """
 from __future__ import annotations
 
 import difflib
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -17,9 +19,10 @@ from .config import CONFIG_FILE, Config, load_config
 from .digest import canonical_content, content_digest, normalize
 from .errors import ConfigError, Diagnostic
 from .model import PromptSpec, VersionSpec
+from .providers.base import CAPABILITIES
 from .schemas import schema_diagnostics
 from .templates import analyze
-from .yamlload import Loaded, load_yaml
+from .yamlload import Loaded, load_yaml_file
 
 KNOWN_ROLES = ("system", "developer", "user", "assistant", "tool")
 SHORT_FORM_VERSION = "default"
@@ -44,7 +47,8 @@ def load_project(root: Path, only: Sequence[Path] | None = None) -> Project:
     """Load and validate the project at ``root``.
 
     With ``only``, every prompt file is still read (names must be unique across all of them) but
-    only diagnostics about the files in ``only`` are kept.
+    only diagnostics about the files in ``only`` are kept. Relative paths in ``only`` are relative
+    to ``root``, as if promptops were started there (``-C DIR`` works like ``git -C``).
     """
     root = root.resolve()
     if not root.is_dir():
@@ -53,7 +57,14 @@ def load_project(root: Path, only: Sequence[Path] | None = None) -> Project:
     project = Project(config=config, diagnostics=list(diags))
     prompts_dir = config.prompts_dir
     if not prompts_dir.is_dir():
-        if not diags:
+        if config.prompts_at is not None:
+            # set in promptops.yaml: report it there, where the fix goes
+            problem = "is not a folder" if prompts_dir.exists() else "does not exist"
+            project.diagnostics.append(Diagnostic(
+                CONFIG_FILE, *config.prompts_at,
+                f"prompts folder {config.prompts!r} {problem} (paths are relative to the project directory)",
+                "create it, or correct prompts:"))
+        elif not diags:
             raise ConfigError(f"no prompts folder {config.prompts}/ in {root}; run `promptops init`, "
                               f"or set prompts: in {CONFIG_FILE}")
         return project
@@ -61,31 +72,39 @@ def load_project(root: Path, only: Sequence[Path] | None = None) -> Project:
     selected: set[str] | None = None
     if only is not None:
         selected = set()
+        known = {os.path.abspath(q) for q in paths}
+        config_file = root / CONFIG_FILE
+        only = [p if p.is_absolute() else root / p for p in only]
         for p in only:
             rel = _display(p, root)
             selected.add(rel)
-            if p.resolve() == (root / CONFIG_FILE).resolve():
+            if _lexical(p) == config_file:
                 continue
             problem = _selection_problem(p, prompts_dir)
             if problem:
-                project.diagnostics.append(Diagnostic(rel, 0, 0, *problem))
-            elif p.resolve() not in {q.resolve() for q in paths}:
+                project.diagnostics.append(Diagnostic(rel, 1, 1, *problem))
+            elif os.path.abspath(p) not in known:
                 paths.append(p)
-        if (root / CONFIG_FILE).resolve() not in {p.resolve() for p in only}:
+                known.add(os.path.abspath(p))
+        if config_file not in {_lexical(p) for p in only}:
             project.diagnostics = [d for d in project.diagnostics if d.file != CONFIG_FILE]
-    names: dict[str, str] = {}
+    # name -> [(file, position of its name)] of every file that loaded cleanly
+    names: dict[str, list[tuple[str, tuple[int, int]]]] = {}
+    specs: dict[str, PromptSpec] = {}
     for path in paths:
-        spec, file_diags = load_prompt_file(path, config)
+        spec, file_diags, name_at = _load_prompt_file(path, config)
         rel = _display(path, root)
         project.files.append(rel)
         project.diagnostics.extend(file_diags)
         if spec is None:
             continue
-        if spec.name in names:
-            project.diagnostics.append(_duplicate_name(spec, names[spec.name], path, config))
-            continue
-        names[spec.name] = rel
-        project.specs.append(spec)
+        names.setdefault(spec.name, []).append((rel, name_at))
+        specs[spec.name] = spec
+    for name, where in names.items():
+        if len(where) == 1:
+            project.specs.append(specs[name])
+        else:
+            project.diagnostics.extend(_duplicate_name(name, where))
     if selected is not None:
         project.diagnostics = [d for d in project.diagnostics if d.file in selected]
     project.specs.sort(key=lambda s: s.name)
@@ -105,12 +124,19 @@ def discover(prompts_dir: Path) -> list[Path]:
     return found
 
 
+def _lexical(path: Path) -> Path:
+    """``path`` with its folder resolved but not the file itself: a symlinked prompt file keeps its
+    own name (load_prompt_file reports where it points), a symlinked folder such as /tmp does not
+    make a file look as if it were elsewhere."""
+    return Path(os.path.abspath(path)).parent.resolve() / path.name
+
+
 def _selection_problem(path: Path, prompts_dir: Path) -> tuple[str, str] | None:
-    if not path.exists():
-        return ("file not found", "")
-    if not path.resolve().is_relative_to(prompts_dir):
+    if not path.exists() and not path.is_symlink():
+        return ("file not found", "check the path; relative paths are relative to the project directory")
+    if not _lexical(path).is_relative_to(prompts_dir):
         return (f"not inside the prompts folder {prompts_dir.name}/",
-                "prompt files live under the prompts folder; set prompts: in promptops.yaml to change it")
+                f"move it into {prompts_dir.name}/, or set prompts: in promptops.yaml to the folder it is in")
     if path.suffix not in PROMPT_SUFFIXES:
         return ("not a prompt file", "prompt files end in .yaml or .yml")
     return None
@@ -125,35 +151,51 @@ def _display(path: Path, root: Path) -> str:
         return str(path)
 
 
-def _duplicate_name(spec: PromptSpec, first: str, path: Path, config: Config) -> Diagnostic:
-    return Diagnostic(spec.path, 1, 1, f"prompt name {spec.name!r} is already used by {first}",
-                      "names must be unique: rename one file or set a different name:")
+def _duplicate_name(name: str, where: list[tuple[str, tuple[int, int]]]) -> list[Diagnostic]:
+    """One diagnostic in every file that claims ``name`` (at its name: value, or 1:1 for a name
+    derived from the path), so `validate FILES` reports the clash whichever of them changed."""
+    out = []
+    for i, (file, (line, col)) in enumerate(where):
+        others = [f"{f}:{ln}:{c}" for j, (f, (ln, c)) in enumerate(where) if j != i]
+        verb = "is also used by" if i == 0 else "is already used by"
+        out.append(Diagnostic(file, line, col, f"prompt name {name!r} {verb} {', '.join(others)}",
+                              "names must be unique: rename one of the files or set a different name:"))
+    return out
 
 
 def load_prompt_file(path: Path, config: Config) -> tuple[PromptSpec | None, list[Diagnostic]]:
     """Read and validate one prompt file; the spec is None when the file has errors."""
+    spec, diags, _ = _load_prompt_file(path, config)
+    return spec, diags
+
+
+def _load_prompt_file(path: Path, config: Config
+                      ) -> tuple[PromptSpec | None, list[Diagnostic], tuple[int, int]]:
+    """:func:`load_prompt_file`, plus the position of the prompt's name (1:1 when derived)."""
     rel = _display(path, config.root)
-    if not path.resolve().is_relative_to(config.prompts_dir):
-        return None, [Diagnostic(rel, 0, 0, f"file resolves outside the prompts folder ({path.resolve()})",
-                                 "replace the symlink with a regular file inside the prompts folder")]
-    try:
-        size = path.stat().st_size
-        raw = path.read_bytes() if size <= 2 * 1024 * 1024 else b"\0" * size  # size check below reports it
-    except OSError as exc:
-        return None, [Diagnostic(rel, 0, 0, f"cannot read file: {exc.strerror}")]
-    loaded = load_yaml(raw, rel)
+    target = path.resolve()
+    if not target.is_relative_to(config.prompts_dir):
+        # A symlink out of the folder would let a prompt file read anything the user can.
+        return None, [Diagnostic(rel, 1, 1, f"file resolves outside the prompts folder ({target})",
+                                 "replace the symlink with a regular file inside the prompts folder")], (1, 1)
+    loaded = load_yaml_file(path, rel)
     if loaded.diagnostics:
-        return None, loaded.diagnostics
+        return None, loaded.diagnostics, (1, 1)
+    if loaded.empty:
+        return None, [Diagnostic(rel, 1, 1, "file is empty",
+                                 "a prompt file is a YAML mapping with template:, messages: or versions:")], (1, 1)
     if not isinstance(loaded.data, dict):
         return None, [Diagnostic(rel, 1, 1, "a prompt file must be a YAML mapping",
-                                 "start with keys such as name:, type:, template: or versions:")]
+                                 "start with keys such as name:, type:, template: or versions:")], (1, 1)
     diags = schema_diagnostics("prompt", loaded, rel)
     if diags:
-        return None, diags
-    rel_in_prompts = path.resolve().relative_to(config.prompts_dir).with_suffix("").as_posix()
+        return None, diags, (1, 1)
+    # The name comes from the path the user sees (a symlink inside the folder keeps its own name).
+    rel_in_prompts = _lexical(path).relative_to(config.prompts_dir).with_suffix("").as_posix()
     check = _FileCheck(rel, loaded, config)
     spec = check.run(rel_in_prompts)
-    return (spec if not check.diagnostics else None), check.diagnostics
+    name_at = loaded.where(("name",)) if "name" in loaded.data else (1, 1)
+    return (spec if not check.diagnostics else None), check.diagnostics, name_at
 
 
 class _FileCheck:
@@ -186,8 +228,9 @@ class _FileCheck:
         versions = self._check_versions(versions_raw, ptype, fmt)
         labels = self._labels(versions_raw)
         traffic = self._traffic(labels, versions_raw)
-        self._targets()
-        self._capabilities(ptype, fmt, labels, traffic)
+        if self.config.targets_known:
+            self._targets()
+            self._capabilities(ptype, fmt, labels, traffic)
         if self.diagnostics:
             return None
         variables = data.get("variables")
@@ -252,9 +295,12 @@ class _FileCheck:
                          f"write {wanted}: or set type: {'text' if ptype == 'chat' else 'chat'}", key=True)
                 continue
             texts = [(vpath + ("template",), raw["template"])] if "template" in raw else []
+            messages_ok = True
             for i, msg in enumerate(raw.get("messages", [])):
                 mpath = vpath + ("messages", i)
-                if self._check_message(mpath, msg) and "content" in msg:
+                if not self._check_message(mpath, msg):
+                    messages_ok = False  # its content cannot be built; the message is reported
+                elif "content" in msg:
                     texts.append((mpath + ("content",), msg["content"]))
                 if "placeholder" in msg:
                     placeholders.setdefault(msg["placeholder"], mpath + ("placeholder",))
@@ -268,9 +314,14 @@ class _FileCheck:
                 inner |= getattr(info, "inner_names", frozenset())
                 if declared is not None:
                     for var in sorted(info.variables - set(declared)):
-                        self.add(tpath, f"variable {var!r} is used but not declared in variables:",
-                                 f"declare it (variables: {{{var}: {{type: string}}}}) or fix the name"
-                                 + _close(var, declared))
+                        at = _first_use(text, var, fmt)
+                        line, col = self.loaded.where(tpath) if at is None else self._text_position(tpath, text, at)
+                        self.diagnostics.append(Diagnostic(
+                            self.filename, line, col, f"variable {var!r} is used but not declared in variables:",
+                            f"declare it (variables: {{{var}: {{type: string}}}}) or fix the name"
+                            + _close(var, declared)))
+            if not messages_ok:
+                continue
             content = self._content(key, raw, ptype, fmt)
             if content is None:
                 continue
@@ -323,25 +374,55 @@ class _FileCheck:
             return None
 
     def _text_position(self, path: tuple, text: str, offset: int) -> tuple[int, int]:
-        """File position of character ``offset`` of the string at ``path``: exact for literal
-        block scalars (``|``) and single-line scalars without escapes, else the string's start."""
+        """File position of character ``offset`` of the string at ``path``.
+
+        Exact for block scalars (``|`` and ``>``, any indentation indicator or chomping) and for
+        single-line scalars in any style (escapes in quotes are accounted for); for strings that
+        span lines in flow style, the position of the string's start."""
         info = self.loaded.block_scalars.get(path)
         start = self.loaded.where(path)
         if info is None:
             return start
-        line, col, style = info
+        line, col, style, end_line = info
         lines = self.loaded.text.splitlines()
-        before = text[:offset]
-        if style == "|":
-            indent = next((len(s) - len(s.lstrip(" ")) for s in lines[line:] if s.strip()), col)
-            row = before.count("\n")
-            return line + 1 + row, indent + offset - (before.rfind("\n") + 1) + 1
-        if style in ("", "'", '"') and "\n" not in before:
-            source = lines[line - 1][col - 1 :]
-            if "\\" in source or "''" in source:
+        if style in ("|", ">"):
+            # Every content line's text, after its indentation, appears verbatim and in order in
+            # the value; only the line breaks between lines differ (folding, chomping). Those gaps
+            # hold only spaces and newlines, so a forward search finds each line where it belongs.
+            found_to = 0
+            best = start
+            for number in range(line + 1, min(end_line, len(lines)) + 1):
+                source = lines[number - 1]
+                body = source.lstrip(" ")
+                if not body:
+                    continue
+                at = text.find(body, found_to)
+                if at < 0:
+                    break  # past the scalar (its end line may hold the next key)
+                indent = len(source) - len(body)
+                if offset < at:
+                    return best
+                if offset < at + len(body):
+                    return number, indent + 1 + offset - at
+                found_to = at + len(body)
+                best = (number, len(source) + 1)
+            return best
+        if line != end_line:
+            return start
+        source = lines[line - 1][col - 1 :]
+        if style == "":
+            return line, col + offset
+        i = 1  # past the opening quote
+        for _ in range(offset):
+            if i >= len(source):
                 return start
-            return line, col + offset + (1 if style else 0)
-        return start
+            if style == "'" and source.startswith("''", i):
+                i += 2
+            elif style == '"' and source[i] == "\\":
+                i += {"x": 4, "u": 6, "U": 10}.get(source[i + 1 : i + 2], 2)
+            else:
+                i += 1
+        return line, col + i
 
     # ------------------------------------------------------------------ labels, traffic, targets
 
@@ -398,32 +479,44 @@ class _FileCheck:
     def _capabilities(self, ptype: str, fmt: str, labels: Mapping[str, str],
                       traffic: Mapping[str, Any]) -> None:
         """What each managing target cannot represent is an error naming the target (never a
-        silent drop), with a hint to leave that target out."""
+        silent drop), with a hint to fix the file or to leave that target out with ``targets:``."""
         chosen = self.data.get("targets")
+        content_key = next((k for k in ("versions", "messages", "template") if k in self.data), None)
         for target in self.config.targets.values():
             if chosen is not None and target.name not in chosen:
                 continue
             caps = target.capabilities
             others = [t for t in sorted(self.config.targets) if t != target.name]
             leave_out = (f"add targets: [{', '.join(others)}] to leave {target.name!r} out" if others
-                         else f"remove it, or use a target whose provider supports it")
+                         else "")
             who = f"target {target.name!r} ({target.provider})"
             if ptype not in caps.types:
-                self.add(("type",) if "type" in self.data else (), f"{who} cannot hold {ptype} prompts", leave_out)
+                where = ("type",) if "type" in self.data else ((content_key,) if content_key else ())
+                supported = " or ".join(sorted(caps.types))
+                self.add(where, f"{who} cannot hold {ptype} prompts, only {supported}",
+                         _either(f"write it as a {supported} prompt with "
+                                 + ("template:" if supported == "text" else "messages:"), leave_out),
+                         key="type" not in self.data)
             if fmt not in caps.template_formats:
-                self.add(("template_format",) if "template_format" in self.data else (),
-                         f"{who} does not support {fmt} templates",
-                         f"use one of {', '.join(sorted(caps.template_formats))}, or {leave_out}")
+                where = ("template_format",) if "template_format" in self.data else (
+                    (content_key,) if content_key else ())
+                self.add(where, f"{who} does not support {fmt} templates"
+                         + ("" if "template_format" in self.data else f", and {fmt} is the default template_format"),
+                         _either(f"set template_format: {' or '.join(sorted(caps.template_formats))}", leave_out),
+                         key="template_format" not in self.data)
             for label in labels:
                 if label in caps.reserved_labels:
                     self.add(("labels", label) if "versions" in self.data else ("labels",),
                              f"label {label!r} is reserved on {who}: the platform manages it",
-                             "remove it from labels:", key=True)
+                             _either("remove it from labels:", leave_out), key=True)
             if not caps.traffic:
                 for label in traffic:
                     if target.manages_label(label):
+                        with_traffic = sorted(k for k, c in CAPABILITIES.items() if c.traffic)
                         self.add(("traffic", label), f"{who} has no traffic splits, so traffic for {label!r} "
-                                 "cannot be represented", leave_out, key=True)
+                                 "cannot be represented",
+                                 leave_out or f"remove traffic:, or use a target whose provider has traffic "
+                                 f"splits ({', '.join(with_traffic)})", key=True)
 
 
 def _infer_type(versions_raw: Mapping[str, tuple[tuple, dict]]) -> str:
@@ -448,6 +541,29 @@ def _valid_name(name: str) -> bool:
     return len(name) <= 255 and all(
         p and p[0].isascii() and p[0].isalnum() and all(c.isascii() and (c.isalnum() or c in "_.-") for c in p)
         for p in parts)
+
+
+def _either(fix: str, leave_out: str) -> str:
+    return f"{fix}, or {leave_out}" if leave_out else fix
+
+
+def _first_use(text: str, var: str, fmt: str) -> int | None:
+    """Offset of the first place ``text`` uses variable ``var`` in ``fmt`` syntax, or None.
+
+    A locating heuristic only (templates.analyze decides what is used): it may miss a use written
+    with changed mustache delimiters, and then the caller points at the template's start."""
+    name = re.escape(var)
+    if fmt == "mustache":
+        found = re.search(r"\{\{\s*[#^&{]?\s*(" + name + r")(?![A-Za-z0-9_])", text)
+        return found.start() if found else None
+    if fmt == "jinja2":
+        for block in re.finditer(r"\{\{.*?\}\}|\{%.*?%\}", text, re.DOTALL):
+            found = re.search(r"(?<![\w.])" + name + r"(?!\w)", block.group())
+            if found:
+                return block.start()
+        return None
+    found = re.search(r"(?<!\{)\{" + name + r"(?=[}!:.\[])", text)
+    return found.start() if found else None
 
 
 def _close(word: str, options: Iterable[str]) -> str:

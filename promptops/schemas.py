@@ -68,12 +68,26 @@ def _to_diagnostics(error: jsonschema.ValidationError, loaded: Loaded, filename:
         if out:
             return out
     line, col = loaded.where(path)
-    if error.validator == "propertyNames":
-        bad = error.instance
-        line, col = loaded.where(path + (bad,), key=True) if isinstance(bad, str) else (line, col)
-        where_name = _describe(path[:-1] + (bad,)) if path else repr(bad)
     message, hint = _message(error)
+    if _is_key_error(error, loaded, path):
+        # A propertyNames failure is reported against the mapping; the user needs the bad key.
+        line, col = loaded.where(path + (error.instance,), key=True)
+        message = f"key {message}"
     return [Diagnostic(filename, line, col, f"{where_name}: {message}" if where_name else message, hint)]
+
+
+def _is_key_error(error: jsonschema.ValidationError, loaded: Loaded, path: tuple) -> bool:
+    """True when ``error`` is about a key of the mapping at ``path`` (a ``propertyNames`` rule),
+    not about a value: jsonschema reports those with the mapping's path and the key as instance."""
+    if "propertyNames" not in error.absolute_schema_path or not isinstance(error.instance, str):
+        return False
+    node: Any = loaded.data
+    for part in path:
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            return False
+    return isinstance(node, dict) and error.instance in node
 
 
 def _message(error: jsonschema.ValidationError) -> tuple[str, str]:
@@ -86,6 +100,9 @@ def _message(error: jsonschema.ValidationError) -> tuple[str, str]:
         options = ", ".join(json.dumps(o) for o in schema["enum"])
         return f"{json.dumps(inst)} is not allowed", _suggest(str(inst), [str(o) for o in schema["enum"]], "one of") or f"use one of {options}"
     if v == "pattern":
+        if schema["pattern"].startswith(_PATTERN_HINTS["name"][0]) and isinstance(inst, str) and _escapes(inst):
+            return (f"{json.dumps(inst)} would point outside the prompts folder",
+                    "a name is a relative path inside the folder: no '..' parts, no leading '/' and no '\\'")
         return f"{json.dumps(inst)} has the wrong form", _pattern_hint(schema["pattern"])
     if v == "required":
         return error.message.replace("is a required property", "is required"), "add it"
@@ -109,6 +126,12 @@ _PATTERN_HINTS = {
     "rate": ("^[1-9][0-9]*/", "write it as COUNT/UNIT, e.g. 20/min (units: s, min, h)"),
     "url": ("^https?://", "use an https:// URL"),
 }
+
+
+def _escapes(name: str) -> bool:
+    """True for a name that, used as a path, would leave the folder it is joined to."""
+    parts = name.replace("\\", "/").split("/")
+    return name.startswith(("/", "\\", "~")) or ".." in parts or (len(name) > 1 and name[1] == ":")
 
 
 def _pattern_hint(pattern: str) -> str:

@@ -1,0 +1,256 @@
+"""promptops.config: promptops.yaml, targets, credentials from the environment, URL rules."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from promptops.config import CONFIG_FILE, DEFAULT_REGISTRY, Config, Target, load_config
+from promptops.errors import ConfigError
+
+
+def config_from(tmp_path: Path, text: str) -> tuple[Config, list]:
+    (tmp_path / CONFIG_FILE).write_text(text, encoding="utf-8")
+    (tmp_path / "prompts").mkdir(exist_ok=True)
+    return load_config(tmp_path)
+
+
+def messages(diags: list) -> list[str]:
+    return [d.format() for d in diags]
+
+
+FULL = """\
+prompts: prompts
+default_target: prod
+targets:
+  local:
+    provider: local
+    path: .promptops/other.db
+  prod:
+    provider: langfuse
+    base_url: https://cloud.langfuse.com
+    credentials:
+      public_key: ${LANGFUSE_PUBLIC_KEY}
+      secret_key: ${LANGFUSE_SECRET_KEY}
+    labels: [production, staging]
+    concurrency: 2
+    rate_limits: {write: 20/min, read: 5/s}
+  rails:
+    provider: promptrails
+    credentials:
+      api_key: ${RAILS_KEY}
+      workspace_id: ${RAILS_WORKSPACE}
+    labels: [staging]
+  lab:
+    provider: promptlab
+    base_url: http://127.0.0.1:8765
+    credentials:
+      api_key: ${LAB_KEY}
+"""
+
+
+# --------------------------------------------------------------------------- defaults
+
+
+def test_defaults_without_promptops_yaml(tmp_path: Path) -> None:
+    config, diags = load_config(tmp_path)
+    assert diags == []
+    assert config.file is None
+    assert config.prompts == "prompts"
+    assert config.prompts_dir == (tmp_path / "prompts").resolve()
+    assert config.default_target == "local"
+    assert list(config.targets) == ["local"]
+    local = config.target(None)
+    assert (local.name, local.provider, local.path, local.credentials) == ("local", "local", DEFAULT_REGISTRY, {})
+    assert config.targets_known
+
+
+@pytest.mark.parametrize("text", ["", "# comments only\n", "---\n"])
+def test_empty_promptops_yaml_means_the_defaults(tmp_path: Path, text: str) -> None:
+    config, diags = config_from(tmp_path, text)
+    assert diags == []
+    assert list(config.targets) == ["local"] and config.default_target == "local"
+
+
+# --------------------------------------------------------------------------- targets
+
+
+def test_target_parsing(tmp_path: Path) -> None:
+    config, diags = config_from(tmp_path, FULL)
+    assert diags == [], messages(diags)
+    assert config.default_target == "prod"
+    assert set(config.targets) == {"local", "prod", "rails", "lab"}
+    assert config.target("local").path == ".promptops/other.db"
+    prod = config.target(None)
+    assert prod.provider == "langfuse"
+    assert prod.base_url == "https://cloud.langfuse.com"
+    # credentials hold the variable names, never values
+    assert dict(prod.credentials) == {"public_key": "LANGFUSE_PUBLIC_KEY", "secret_key": "LANGFUSE_SECRET_KEY"}
+    assert prod.labels == ("production", "staging")
+    assert prod.concurrency == 2
+    assert dict(prod.rate_limits) == {"write": "20/min", "read": "5/s"}
+    assert dict(config.target("rails").credentials) == {"api_key": "RAILS_KEY", "workspace_id": "RAILS_WORKSPACE"}
+    # per-provider default concurrency
+    assert config.target("lab").concurrency == 4
+    assert config.target("local").concurrency == 1
+
+
+def test_unknown_target_lists_the_choices(tmp_path: Path) -> None:
+    config, _ = config_from(tmp_path, FULL)
+    with pytest.raises(ConfigError, match="unknown target 'staging'; targets in promptops.yaml: lab, local, prod, rails"):
+        config.target("staging")
+
+
+def test_several_targets_need_a_default(tmp_path: Path) -> None:
+    _config, diags = config_from(tmp_path, "targets:\n  a:\n    provider: local\n  b:\n    provider: local\n")
+    assert messages(diags) == [("promptops.yaml:1:1: error: several targets and no default_target "
+                               "(add default_target: one of a, b)")]
+
+
+def test_single_target_is_the_default(tmp_path: Path) -> None:
+    config, diags = config_from(tmp_path, "targets:\n  only:\n    provider: local\n")
+    assert diags == [] and config.default_target == "only"
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("targets:\n  pl:\n    provider: promptlayer\n    credentials:\n      api_key: ${K}\n      token: ${T}\n",
+     "promptops.yaml:6:7: error: target 'pl': unknown credential 'token' for provider promptlayer"),
+    ("targets:\n  pl:\n    provider: promptlayer\n    path: x.db\n    credentials:\n      api_key: ${K}\n",
+     "promptops.yaml:4:5: error: target 'pl': 'path' is only for the local provider"),
+    ("targets:\n  l:\n    provider: local\n    base_url: https://x.example.com\n",
+     "promptops.yaml:4:5: error: target 'l': the local provider has no base_url"),
+    ("targets:\n  pl:\n    provider: promptlayer\n    base_url: https://\n    credentials:\n      api_key: ${K}\n",
+     "promptops.yaml:4:15: error: target 'pl': base_url 'https://' has no host"),
+    ("targets:\n  pl:\n    provider: promptlayer\n    credentials:\n      api_key: 12345\n",
+     "promptops.yaml:5:16: error: targets.pl.credentials.api_key: expected a string, got a number (12345)"),
+    ("targets:\n  pl:\n    provider: promptlayer\n    concurrency: 0\n    credentials:\n      api_key: ${K}\n",
+     "promptops.yaml:4:18: error: targets.pl.concurrency: 0 is out of range"),
+    ("targets:\n  pl:\n    provider: promptlayer\n    rate_limits: {write: fast}\n    credentials:\n      api_key: ${K}\n",
+     "promptops.yaml:4:26: error: targets.pl.rate_limits.write: \"fast\" has the wrong form (write it as COUNT/UNIT"),
+    ("prompt: prompts\n", "promptops.yaml:1:1: error: unknown key 'prompt' (did you mean 'prompts'?)"),
+    ("- local\n", "promptops.yaml:1:1: error: promptops.yaml must be a mapping"),
+])
+def test_target_problems_are_located(tmp_path: Path, text: str, expected: str) -> None:
+    _, diags = config_from(tmp_path, text)
+    assert len(diags) == 1, messages(diags)
+    assert diags[0].format().startswith(expected), diags[0].format()
+
+
+def test_unreadable_targets_are_flagged(tmp_path: Path) -> None:
+    config, diags = config_from(tmp_path, "prompts: src\ntargets:\n  x:\n    provider: nope\n")
+    assert len(diags) == 1
+    assert not config.targets_known
+    assert config.prompts == "src"  # a valid prompts: survives other errors
+
+
+# --------------------------------------------------------------------------- credentials
+
+
+def test_secret_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    target = Target("prod", "langfuse", credentials={"secret_key": "LF_SECRET"})
+    monkeypatch.setenv("LF_SECRET", "sk-lf-value")
+    assert target.secret("secret_key") == "sk-lf-value"
+
+
+@pytest.mark.parametrize("value", [None, ""])
+def test_missing_env_var_names_the_variable_not_a_value(monkeypatch: pytest.MonkeyPatch, value: str | None) -> None:
+    target = Target("prod", "langfuse", credentials={"public_key": "LF_PUBLIC", "secret_key": "LF_SECRET"})
+    monkeypatch.setenv("LF_PUBLIC", "pk-lf-should-not-leak")
+    if value is None:
+        monkeypatch.delenv("LF_SECRET", raising=False)
+    else:
+        monkeypatch.setenv("LF_SECRET", value)
+    with pytest.raises(ConfigError) as info:
+        target.secret("secret_key")
+    message = str(info.value)
+    assert "LF_SECRET" in message
+    assert "'prod'" in message
+    assert "pk-lf-should-not-leak" not in message
+
+
+def test_literal_secret_is_an_error_that_never_echoes_the_value(tmp_path: Path) -> None:
+    config, diags = config_from(tmp_path, (
+        "targets:\n  prod:\n    provider: langfuse\n    credentials:\n"
+        "      public_key: ${LF_PUBLIC}\n      secret_key: sk-lf-1234-abcd\n"))
+    assert len(diags) == 1
+    text = diags[0].format()
+    assert text.startswith("promptops.yaml:6:19: error: target 'prod': credentials.secret_key must be an "
+                           "environment variable reference")
+    assert "${LANGFUSE_SECRET_KEY}" in text
+    assert "sk-lf-1234-abcd" not in text
+    assert "sk-lf-1234-abcd" not in repr(config)  # not kept anywhere either
+
+
+def test_missing_credentials_are_reported_per_key(tmp_path: Path) -> None:
+    _, diags = config_from(tmp_path, "targets:\n  prod:\n    provider: langfuse\n    credentials:\n"
+                                     "      public_key: ${LF_PUBLIC}\n")
+    assert messages(diags) == [("promptops.yaml:4:5: error: target 'prod': missing credentials.secret_key for "
+                               "provider langfuse (add credentials: {secret_key: ${LANGFUSE_SECRET_KEY}})")]
+
+
+# --------------------------------------------------------------------------- base_url
+
+
+@pytest.mark.parametrize("url", [
+    "http://127.0.0.1:8080",
+    "http://127.0.0.2/api",
+    "http://localhost",
+    "http://localhost:3000/v1",
+    "http://[::1]:9000",
+    "https://langfuse.example.com",
+])
+def test_loopback_http_and_https_are_allowed(tmp_path: Path, url: str) -> None:
+    config, diags = config_from(tmp_path, "targets:\n  pl:\n    provider: promptlayer\n"
+                                          f"    base_url: {url}\n    credentials:\n      api_key: ${{K}}\n")
+    assert diags == [], messages(diags)
+    assert config.target("pl").base_url == url
+
+
+@pytest.mark.parametrize("url", [
+    "http://example.com",
+    "http://10.0.0.1:8080",
+    "http://localhost.example.com",
+    "http://127.0.0.1.nip.io",
+    "http://[::2]",
+])
+def test_plain_http_to_other_hosts_is_refused(tmp_path: Path, url: str) -> None:
+    _, diags = config_from(tmp_path, "targets:\n  pl:\n    provider: promptlayer\n"
+                                     f"    base_url: {url}\n    credentials:\n      api_key: ${{K}}\n")
+    assert messages(diags) == [("promptops.yaml:4:15: error: target 'pl': base_url uses plain http:// for a host "
+                               "that is not loopback (use https://; http:// is allowed only for "
+                               "localhost/127.0.0.1/[::1])")]
+
+
+# --------------------------------------------------------------------------- manages_label
+
+
+def test_manages_label_many_labels_provider() -> None:
+    everything = Target("local", "local")
+    assert everything.manages_label("production") and everything.manages_label("anything")
+    listed = Target("local", "local", labels=("production", "staging"))
+    assert listed.manages_label("staging") and not listed.manages_label("canary")
+
+
+def test_manages_label_skips_reserved_labels() -> None:
+    langfuse = Target("lf", "langfuse")
+    assert langfuse.manages_label("production")
+    assert not langfuse.manages_label("latest")
+    assert not Target("lf", "langfuse", labels=("latest",)).manages_label("latest")
+
+
+@pytest.mark.parametrize("provider", ["promptrails", "promptlab"])
+def test_manages_label_single_pointer_providers(provider: str) -> None:
+    default = Target("t", provider)
+    assert default.manages_label("production")
+    assert not default.manages_label("staging")
+    chosen = Target("t", provider, labels=("staging",))
+    assert chosen.manages_label("staging")
+    assert not chosen.manages_label("production")
+
+
+def test_prompts_position_is_kept_for_a_located_error(tmp_path: Path) -> None:
+    config, diags = config_from(tmp_path, "# project\nprompts:   src/prompts\n")
+    assert diags == []
+    assert config.prompts == "src/prompts"
+    assert config.prompts_at == (2, 12)
+    assert load_config(tmp_path / "nowhere")[0].prompts_at is None

@@ -1,0 +1,532 @@
+"""`promptops validate`: every broken file gets located diagnostics, all in one run, exit 1.
+
+Each case is a small project written into tmp_path and run through the real CLI entry point
+(``main(["-C", dir, "validate"])``). A case lists every diagnostic it expects as the exact
+``file:line:column`` plus a distinctive fragment of the message or hint; the number of error
+lines must match too, so a spurious extra diagnostic fails the case.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from promptops.cli import main
+from promptops.yamlload import MAX_BYTES
+
+
+def y(*lines: str) -> str:
+    """A file from its lines: line N of the file is argument N, which keeps positions readable."""
+    return "\n".join(lines) + "\n"
+
+
+@dataclass
+class Case:
+    id: str
+    files: dict[str, str | bytes]
+    # (exact "file:line:col", fragment of that diagnostic, or several fragments it must all hold)
+    expected: list[tuple[str, str | tuple[str, ...]]]
+    config: str | None = None
+    setup: Callable[[Path], None] | None = None
+    absent: list[str] = field(default_factory=list)  # text that must not appear anywhere
+
+
+def run_validate(root: Path, capsys: pytest.CaptureFixture[str], *files: str) -> tuple[int, str, str]:
+    capsys.readouterr()
+    code = main(["-C", str(root), "validate", *files])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def write_project(root: Path, files: dict[str, str | bytes], config: str | None = None) -> None:
+    (root / "prompts").mkdir(exist_ok=True)
+    if config is not None:
+        (root / "promptops.yaml").write_text(config, encoding="utf-8")
+    for rel, content in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content, encoding="utf-8")
+
+
+def error_lines(err: str) -> list[str]:
+    return [line for line in err.splitlines() if ": error: " in line]
+
+
+def assert_diagnostics(err: str, expected: list[tuple[str, str | tuple[str, ...]]]) -> None:
+    """Every expected (location, fragments) matches its own error line, and there are no others."""
+    lines = error_lines(err)
+    assert len(lines) == len(expected), f"expected {len(expected)} error lines, got:\n{err}"
+    remaining = list(lines)
+    for where, fragments in expected:
+        wanted = (fragments,) if isinstance(fragments, str) else fragments
+        match = next((line for line in remaining
+                      if line.startswith(f"{where}: error: ") and all(f in line for f in wanted)), None)
+        assert match is not None, f"no error at {where} containing {wanted!r} in:\n{err}"
+        remaining.remove(match)
+
+
+def assert_no_crash(out: str, err: str) -> None:
+    assert "Traceback" not in out + err
+    assert "internal error" not in out + err
+
+
+# --------------------------------------------------------------------------- fixtures for cases
+
+LANGFUSE = y(
+    "targets:",
+    "  lf:",
+    "    provider: langfuse",
+    "    credentials:",
+    "      public_key: ${LANGFUSE_PUBLIC_KEY}",
+    "      secret_key: ${LANGFUSE_SECRET_KEY}",
+)
+LOCAL_AND_LANGFUSE = y(
+    "default_target: local",
+    "targets:",
+    "  local:",
+    "    provider: local",
+    "  lf:",
+    "    provider: langfuse",
+    "    credentials:",
+    "      public_key: ${LANGFUSE_PUBLIC_KEY}",
+    "      secret_key: ${LANGFUSE_SECRET_KEY}",
+)
+PROMPTLAYER = y(
+    "targets:",
+    "  pl:",
+    "    provider: promptlayer",
+    "    credentials:",
+    "      api_key: ${PROMPTLAYER_API_KEY}",
+)
+PROMPTLAB = y(
+    "targets:",
+    "  lab:",
+    "    provider: promptlab",
+    "    credentials:",
+    "      api_key: ${PROMPTLAB_API_KEY}",
+)
+OK_PROMPT = y("template: Summarize {{article}}", "labels: [production]")
+TWO_VERSIONS = ("versions:", "  stable: {template: Hi}", "  concise: {template: Hey}",
+                "labels:", "  production: stable")
+TRAFFIC_OK = y(*TWO_VERSIONS, "traffic:", "  production: {stable: 90, concise: 10}")
+
+
+def billion_laughs() -> str:
+    lines = ["a: &a [x, x, x, x, x, x, x, x, x, x]"]
+    for prev, name in zip("abcdefgh", "bcdefghi"):
+        lines.append(f"{name}: &{name} [" + ", ".join([f"*{prev}"] * 10) + "]")
+    return y(*lines)
+
+
+def symlink_outside(root: Path) -> None:
+    outside = root / "elsewhere.yaml"
+    outside.write_text(OK_PROMPT, encoding="utf-8")
+    os.symlink(outside, root / "prompts" / "link.yaml")
+
+
+BIG = "template: " + "x" * MAX_BYTES + "\n"
+BIG_SIZE = f"{len(BIG):,}"
+
+CASES: list[Case] = [
+    # ------------------------------------------------------------------ reading and YAML syntax
+    Case("unclosed-flow-sequence", {"prompts/a.yaml": y("template: Hi", "labels: [production, staging")},
+         [("prompts/a.yaml:2:9", "'[' is never closed")]),
+    Case("unclosed-flow-sequence-before-next-key",
+         {"prompts/a.yaml": y("labels: [production, staging", "template: Hi")},
+         [("prompts/a.yaml:2:9", "is the bracket opened at line 1, column 9 closed?")]),
+    Case("unclosed-quote", {"prompts/a.yaml": y("labels: [production]", 'template: "Hi there')},
+         [("prompts/a.yaml:2:11", "quoted string is never closed")]),
+    Case("bad-indentation-nested-key", {"prompts/a.yaml": y("template: Hi", "  labels: [production]")},
+         [("prompts/a.yaml:2:9", "fix the indentation of this key")]),
+    Case("bad-indentation-dedent", {"prompts/a.yaml": y("versions:", "  v1:", "    template: Hi", "   model: {}")},
+         [("prompts/a.yaml:4:4", "does not fit the indentation of the block above it")]),
+    Case("tab-indentation", {"prompts/a.yaml": y("versions:", "\tv1:", "    template: Hi")},
+         [("prompts/a.yaml:2:1", "replace the tab with spaces")]),
+    Case("mustache-value-not-quoted", {"prompts/a.yaml": y("labels: [production]", "template: {{name}} says hi")},
+         [("prompts/a.yaml:2:11", "quote the template")]),
+    Case("env-reference-in-flow-mapping-not-quoted", {"prompts/a.yaml": OK_PROMPT},
+         [("promptops.yaml:5:28", 'quote ${VAR} references')],
+         config=y("targets:", "  pl:", "    provider: promptlayer", "    base_url: https://pl.example.com",
+                  "    credentials: {api_key: ${PL_KEY}}")),
+    Case("non-utf8-byte", {"prompts/a.yaml": b"template: Hi\ndescription: caf\xe9 menu\n"},
+         [("prompts/a.yaml:2:17", "not valid UTF-8 (byte 0xe9)")]),
+    Case("utf16-file", {"prompts/a.yaml": OK_PROMPT.encode("utf-16")},
+         [("prompts/a.yaml:1:1", "looks like UTF-16")]),
+    Case("duplicate-key", {"prompts/a.yaml": y("template: Hi", "labels: [production]", "template: Hello")},
+         [("prompts/a.yaml:3:1", "duplicate key 'template' (first defined on line 1)")]),
+    Case("duplicate-nested-key",
+         {"prompts/a.yaml": y("versions:", "  v1: {template: Hi}", "  v1: {template: Hey}")},
+         [("prompts/a.yaml:3:3", "duplicate key 'v1'")]),
+    Case("alias-bomb", {"prompts/a.yaml": billion_laughs()},
+         [("prompts/a.yaml:5:36", "anchors and aliases expand to more than 100,000 values")]),
+    Case("alias-recursive", {"prompts/a.yaml": y("template: Hi", "tags: &t [a, *t]")},
+         [("prompts/a.yaml:2:14", "alias *t refers to a node that contains it")]),
+    Case("alias-undefined", {"prompts/a.yaml": y("template: *greeting")},
+         [("prompts/a.yaml:1:11", "alias *greeting has no anchor")]),
+    Case("anchor-defined-twice", {"prompts/a.yaml": y("template: &t Hi", "description: &t Hey")},
+         [("prompts/a.yaml:2:14", "anchor &t is defined twice (first on line 1)")]),
+    Case("deep-nesting", {"prompts/a.yaml": "template: " + "[" * 1000 + "]" * 1000 + "\n"},
+         [("prompts/a.yaml:1:74", "nesting is deeper than 64 levels")]),
+    Case("file-over-1-mib", {"prompts/a.yaml": BIG},
+         [("prompts/a.yaml:1:1", f"file is {BIG_SIZE} bytes; the limit is 1,048,576")]),
+    Case("multiple-documents", {"prompts/a.yaml": y("template: Hi", "---", "template: Hey")},
+         [("prompts/a.yaml:2:1", "a prompt file holds one YAML document")]),
+    Case("control-character", {"prompts/a.yaml": y("template: Hi\x07there")},
+         [("prompts/a.yaml:1:13", "control character U+0007")]),
+    Case("date-value", {"prompts/a.yaml": y("template: Hi", "description: 2024-05-01")},
+         [("prompts/a.yaml:2:14", "'2024-05-01' is read as a YAML timestamp")]),
+    Case("python-tag", {"prompts/a.yaml": y("template: !!python/object/apply:os.system [echo hi]")},
+         [("prompts/a.yaml:1:11", "unsupported YAML tag !!python/object/apply:os.system")]),
+    Case("binary-tag", {"prompts/a.yaml": y("template: !!binary aGVsbG8=")},
+         [("prompts/a.yaml:1:11", "unsupported YAML tag !!binary")]),
+    Case("nan-number", {"prompts/a.yaml": y("template: Hi", "model: {temperature: .nan}")},
+         [("prompts/a.yaml:2:22", "'.nan' is not a finite number")]),
+    Case("empty-file", {"prompts/a.yaml": ""}, [("prompts/a.yaml:1:1", "file is empty")]),
+    Case("comments-only", {"prompts/a.yaml": y("# nothing here yet")}, [("prompts/a.yaml:1:1", "file is empty")]),
+    Case("top-level-list", {"prompts/a.yaml": y("- template: Hi")},
+         [("prompts/a.yaml:1:1", "a prompt file must be a YAML mapping")]),
+    Case("top-level-string", {"prompts/a.yaml": y("Summarize the article")},
+         [("prompts/a.yaml:1:1", "a prompt file must be a YAML mapping")]),
+    # ------------------------------------------------------------------ schema
+    Case("unknown-key-did-you-mean", {"prompts/a.yaml": y("template: Hi", "lables: [production]")},
+         [("prompts/a.yaml:2:1", "unknown key 'lables' (did you mean 'labels'?)")]),
+    Case("wrong-type", {"prompts/a.yaml": y("template: Hi", "tags: checkout")},
+         [("prompts/a.yaml:2:7", "tags: expected an array, got a string")]),
+    Case("template-not-a-string", {"prompts/a.yaml": y("template: 42")},
+         [("prompts/a.yaml:1:11", "template: expected a string, got a number (42)")]),
+    Case("bad-enum", {"prompts/a.yaml": y("type: chatt", "messages:", "  - {role: user, content: Hi}")},
+         [("prompts/a.yaml:1:7", "did you mean 'chat'?")]),
+    Case("bad-template-format", {"prompts/a.yaml": y("template_format: jinja", "template: Hi")},
+         [("prompts/a.yaml:1:18", "did you mean 'jinja2'?")]),
+    Case("bad-label-format-short-form", {"prompts/a.yaml": y("template: Hi", "labels: [Production]")},
+         [("prompts/a.yaml:2:10", "labels are 1-36 lowercase letters")]),
+    Case("bad-label-format-full-form",
+         {"prompts/a.yaml": y("versions:", "  v1: {template: Hi}", "labels:", "  Prod: v1")},
+         [("prompts/a.yaml:4:3", 'labels: key "Prod" has the wrong form')]),
+    Case("bad-variable-name", {"prompts/a.yaml": y("variables:", "  1st: {type: string}", "template: Hi {{1st}}")},
+         [("prompts/a.yaml:2:3", 'variables: key "1st" has the wrong form')]),
+    Case("name-escapes-with-dotdot", {"prompts/a.yaml": y("name: ../../etc/passwd", "template: Hi")},
+         [("prompts/a.yaml:1:7", '"../../etc/passwd" would point outside the prompts folder')]),
+    Case("name-absolute", {"prompts/a.yaml": y("name: /abs", "template: Hi")},
+         [("prompts/a.yaml:1:7", '"/abs" would point outside the prompts folder')]),
+    Case("symlink-pointing-outside", {"prompts/ok.yaml": OK_PROMPT},
+         [("prompts/link.yaml:1:1", "file resolves outside the prompts folder")], setup=symlink_outside),
+    Case("derived-name-invalid", {"prompts/my prompt.yaml": OK_PROMPT},
+         [("prompts/my prompt.yaml:1:1", "'my prompt', is not a valid prompt name")]),
+    # ------------------------------------------------------------------ labels and traffic
+    Case("label-to-undeclared-version",
+         {"prompts/a.yaml": y("versions:", "  stable: {template: Hi}", "  concise: {template: Hey}",
+                              "labels:", "  production: stabel")},
+         [("prompts/a.yaml:5:15", "did you mean 'stable'?")]),
+    Case("traffic-label-not-in-labels",
+         {"prompts/a.yaml": y(*TWO_VERSIONS, "traffic:", "  staging: {stable: 50, concise: 50}")},
+         [("prompts/a.yaml:7:3", "traffic label 'staging' is not declared in labels:")]),
+    Case("traffic-version-undeclared",
+         {"prompts/a.yaml": y(*TWO_VERSIONS, "traffic:", "  production: {stable: 50, concize: 50}")},
+         [("prompts/a.yaml:7:28", ("names 'concize', which is not a declared version", "did you mean 'concise'?"))]),
+    Case("weights-sum-to-95",
+         {"prompts/a.yaml": y(*TWO_VERSIONS, "traffic:", "  production: {stable: 90, concise: 5}")},
+         [("prompts/a.yaml:7:3", "sum to 95, not 100")]),
+    Case("weight-101",
+         {"prompts/a.yaml": y(*TWO_VERSIONS, "traffic:", "  production: {stable: 101, concise: 0}")},
+         [("prompts/a.yaml:7:24", "101 is out of range (use a value from 0 to 100)")]),
+    Case("weight-not-integer",
+         {"prompts/a.yaml": y(*TWO_VERSIONS, "traffic:", "  production: {stable: 90.5, concise: 9.5}")},
+         [("prompts/a.yaml:7:24", "expected an integer, got a number (90.5)"),
+          ("prompts/a.yaml:7:39", "expected an integer, got a number (9.5)")]),
+    Case("short-form-labels-as-mapping", {"prompts/a.yaml": y("template: Hi", "labels:", "  production: default")},
+         [("prompts/a.yaml:2:1", "in the short form, labels: is a list")]),
+    Case("full-form-labels-as-list", {"prompts/a.yaml": y("versions:", "  stable: {template: Hi}", "labels: [production]")},
+         [("prompts/a.yaml:3:1", "labels: {production: stable}")]),
+    Case("traffic-in-short-form",
+         {"prompts/a.yaml": y("template: Hi", "labels: [production]", "traffic:", "  production: {default: 100}")},
+         [("prompts/a.yaml:3:1", "traffic: needs several versions")]),
+    # ------------------------------------------------------------------ content
+    Case("versions-and-template", {"prompts/a.yaml": y("template: Hi", "versions:", "  stable: {template: Hey}")},
+         [("prompts/a.yaml:1:1", "template: cannot be used together with versions:")]),
+    Case("template-and-messages",
+         {"prompts/a.yaml": y("template: Hi", "messages:", "  - {role: system, content: Hey}")},
+         [("prompts/a.yaml:2:1", "template: and messages: cannot both be set")]),
+    Case("no-content", {"prompts/a.yaml": y("name: summarizer", "labels: [production]")},
+         [("prompts/a.yaml:1:1", "the prompt has no content")]),
+    Case("version-without-content", {"prompts/a.yaml": y("versions:", "  stable:", "    model: {name: gpt-4o}")},
+         [("prompts/a.yaml:2:3", "version 'stable' has no template: or messages:")]),
+    Case("chat-version-with-template", {"prompts/a.yaml": y("type: chat", "versions:", "  stable:", "    template: Hi")},
+         [("prompts/a.yaml:4:5", "type is chat, so version 'stable' needs messages:, not template:")]),
+    Case("unknown-role", {"prompts/a.yaml": y("messages:", "  - role: sytem", "    content: Hi")},
+         [("prompts/a.yaml:2:11", "unknown role 'sytem' (did you mean 'system'?")]),
+    Case("message-missing-content", {"prompts/a.yaml": y("messages:", "  - role: system")},
+         [("prompts/a.yaml:2:5", "message is missing content:")]),
+    Case("placeholder-with-content",
+         {"prompts/a.yaml": y("messages:", "  - role: system", "    content: Hi", "  - placeholder: history",
+                              "    content: x")},
+         [("prompts/a.yaml:4:5", "a placeholder message has only placeholder: NAME")]),
+    Case("placeholder-collides-with-variable",
+         {"prompts/a.yaml": y("messages:", "  - role: system", "    content: Hi {{history}}",
+                              "  - placeholder: history")},
+         [("prompts/a.yaml:4:18", "placeholder 'history' has the same name as a template variable")]),
+    Case("identical-versions", {"prompts/a.yaml": y("versions:", "  a: {template: Hi}", "  b: {template: Hi}")},
+         [("prompts/a.yaml:3:3", "versions 'a' and 'b' have identical content")]),
+    # ------------------------------------------------------------------ template syntax, exact positions
+    Case("mustache-unclosed-section-in-block",
+         {"prompts/a.yaml": y("labels: [production]", "template: |", "  Hello {{name}}.",
+                              "  Your items:", "    {{#items}}- {{title}}")},
+         [("prompts/a.yaml:5:5", "unclosed section {{#items}}")]),
+    Case("mustache-unclosed-tag-in-block",
+         {"prompts/a.yaml": y("messages:", "  - role: system", "    content: |", "      You are {{role",
+                              "      Be kind.")},
+         [("prompts/a.yaml:4:15", "unclosed tag {{role")]),
+    Case("mustache-mismatched-close-in-block",
+         {"prompts/a.yaml": y("template: |-", "  {{#items}}", "    x", "  {{/itemz}}")},
+         [("prompts/a.yaml:4:3", "closing tag {{/itemz}} does not match open section {{#items}}")]),
+    Case("mustache-in-folded-block",
+         {"prompts/a.yaml": y("template: >", "  Hello there,", "  dear {{#user}}")},
+         [("prompts/a.yaml:3:8", "unclosed section {{#user}}")]),
+    Case("mustache-in-block-with-indent-indicator",
+         {"prompts/a.yaml": y("template: |2", "    indented first line", "  {{#x}}")},
+         [("prompts/a.yaml:3:3", "unclosed section {{#x}}")]),
+    Case("mustache-in-crlf-block",
+         {"prompts/a.yaml": "template: |\r\n  Hi\r\n  there {{#x}}\r\n"},
+         [("prompts/a.yaml:3:9", "unclosed section {{#x}}")]),
+    Case("mustache-in-double-quotes-after-escape",
+         {"prompts/a.yaml": y('template: "Line\\n\\u00e9 {{#x}}"')},
+         [("prompts/a.yaml:1:25", "unclosed section {{#x}}")]),
+    Case("mustache-in-single-quotes-after-escape",
+         {"prompts/a.yaml": y("template: 'It''s {{name'")},
+         [("prompts/a.yaml:1:18", "unclosed tag {{name")]),
+    Case("jinja2-syntax-error",
+         {"prompts/a.yaml": y("template_format: jinja2", "template: |", "  Hello {{ name }}",
+                              "  {% if vip %}VIP", "  more")},
+         [("prompts/a.yaml:4:3", "jinja2 template:")]),
+    Case("fstring-single-brace",
+         {"prompts/a.yaml": y("template_format: f-string", 'template: "Hello {name"')},
+         [("prompts/a.yaml:2:18", "unclosed '{'")]),
+    Case("fstring-positional-fields",
+         {"prompts/a.yaml": y("template_format: f-string", 'template: "Hello {0} and {}"')},
+         [("prompts/a.yaml:2:18", "f-string fields must be named: {0}"),
+          ("prompts/a.yaml:2:26", "f-string fields must be named: {}")]),
+    # ------------------------------------------------------------------ variables
+    Case("variable-used-not-declared",
+         {"prompts/a.yaml": y("variables:", "  name: {type: string}", "template: Hi {{name}}, {{nmae}}")},
+         [("prompts/a.yaml:3:24", ("variable 'nmae' is used but not declared", "did you mean 'name'?"))]),
+    Case("variable-used-not-declared-in-block",
+         {"prompts/a.yaml": y("variables:", "  name: {type: string}", "template: |", "  Hi {{name}}",
+                              "  Order {{ order_id }}")},
+         [("prompts/a.yaml:5:9", "variable 'order_id' is used but not declared")]),
+    Case("variable-declared-unused",
+         {"prompts/a.yaml": y("variables:", "  name: {type: string}", "  locale: {type: string}",
+                              "template: Hi {{name}}")},
+         [("prompts/a.yaml:3:3", "variable 'locale' is declared but no version uses it")]),
+    # ------------------------------------------------------------------ across files
+    Case("duplicate-prompt-names",
+         {"prompts/a.yaml": y("name: shared", "template: Hi"), "prompts/b.yaml": y("name: shared", "template: Hey")},
+         [("prompts/a.yaml:1:7", "prompt name 'shared' is also used by prompts/b.yaml:1:7"),
+          ("prompts/b.yaml:1:7", "prompt name 'shared' is already used by prompts/a.yaml:1:7")]),
+    Case("duplicate-derived-and-explicit-name",
+         {"prompts/support/reply.yaml": y("template: Hi"),
+          "prompts/z.yaml": y("labels: [production]", "name: support/reply", "template: Hey")},
+         [("prompts/support/reply.yaml:1:1", "prompt name 'support/reply' is already used by prompts/z.yaml:2:7"),
+          ("prompts/z.yaml:2:7", "prompt name 'support/reply' is also used by prompts/support/reply.yaml:1:1")]),
+    Case("unknown-target", {"prompts/a.yaml": y("targets: [prod]", "template: Hi")},
+         [("prompts/a.yaml:1:11", "unknown target 'prod'")]),
+    # ------------------------------------------------------------------ promptops.yaml
+    Case("literal-secret", {"prompts/a.yaml": OK_PROMPT},
+         [("promptops.yaml:5:19", "credentials.public_key must be an environment variable reference"),
+          ("promptops.yaml:6:19", "credentials.secret_key must be an environment variable reference")],
+         config=y("targets:", "  lf:", "    provider: langfuse", "    credentials:",
+                  "      public_key: pk-lf-1234", "      secret_key: sk-lf-TOPSECRET-5678"),
+         absent=["sk-lf-TOPSECRET-5678", "pk-lf-1234"]),
+    Case("missing-credentials", {"prompts/a.yaml": OK_PROMPT},
+         [("promptops.yaml:3:15", "missing credentials.public_key for provider langfuse"),
+          ("promptops.yaml:3:15", "missing credentials.secret_key for provider langfuse")],
+         config=y("targets:", "  lf:", "    provider: langfuse")),
+    Case("http-base-url-not-loopback", {"prompts/a.yaml": OK_PROMPT},
+         [("promptops.yaml:4:15", "plain http:// for a host that is not loopback")],
+         config=y("targets:", "  lf:", "    provider: langfuse", "    base_url: http://langfuse.example.com",
+                  "    credentials:", "      public_key: ${PK}", "      secret_key: ${SK}")),
+    Case("unknown-provider", {"prompts/a.yaml": OK_PROMPT},
+         [("promptops.yaml:3:15", "did you mean 'langfuse'?")],
+         config=y("targets:", "  lf:", "    provider: langfuze")),
+    Case("default-target-missing", {"prompts/a.yaml": OK_PROMPT},
+         [("promptops.yaml:1:17", "default_target 'prod' is not a configured target")],
+         config=y("default_target: prod", "targets:", "  local:", "    provider: local")),
+    Case("prompts-folder-missing", {"prompts/a.yaml": OK_PROMPT},
+         [("promptops.yaml:1:10", "prompts folder 'src/prompts' does not exist")],
+         config=y("prompts: src/prompts")),
+    Case("config-error-does-not-cascade-into-prompts",
+         {"prompts/a.yaml": y("targets: [prod]", "template: Hi")},
+         [("promptops.yaml:3:15", "did you mean 'langfuse'?")],
+         # the unknown provider makes the targets unreadable: the prompt's targets: is not
+         # reported against the default targets
+         config=y("targets:", "  prod:", "    provider: langfuze", "    credentials:",
+                  "      public_key: ${PK}", "      secret_key: ${SK}")),
+    # ------------------------------------------------------------------ provider capabilities
+    Case("traffic-on-langfuse", {"prompts/a.yaml": TRAFFIC_OK},
+         [("prompts/a.yaml:7:3", ("target 'lf' (langfuse) has no traffic splits",
+                                  "add targets: [local] to leave 'lf' out"))],
+         config=LOCAL_AND_LANGFUSE),
+    Case("mustache-on-promptlayer", {"prompts/a.yaml": OK_PROMPT},
+         [("prompts/a.yaml:1:1", "target 'pl' (promptlayer) does not support mustache templates")],
+         config=PROMPTLAYER),
+    Case("explicit-mustache-on-promptlayer",
+         {"prompts/a.yaml": y("template_format: mustache", "template: Hi {{name}}")},
+         [("prompts/a.yaml:1:18", "set template_format: f-string or jinja2")],
+         config=PROMPTLAYER),
+    Case("chat-on-promptlab", {"prompts/a.yaml": y("messages:", "  - role: system", "    content: Hi")},
+         [("prompts/a.yaml:1:1", "target 'lab' (promptlab) cannot hold chat prompts")],
+         config=PROMPTLAB),
+    Case("reserved-latest-on-langfuse", {"prompts/a.yaml": y("template: Hi", "labels: [production, latest]")},
+         [("prompts/a.yaml:2:1", "label 'latest' is reserved on target 'lf' (langfuse)")],
+         config=LANGFUSE),
+    Case("reserved-latest-on-langfuse-full-form",
+         {"prompts/a.yaml": y("versions:", "  v1: {template: Hi}", "labels:", "  latest: v1")},
+         [("prompts/a.yaml:4:3", "label 'latest' is reserved on target 'lf' (langfuse)")],
+         config=LANGFUSE),
+]
+
+
+def test_enough_cases() -> None:
+    assert len(CASES) >= 40
+    assert len({c.id for c in CASES}) == len(CASES)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_broken_file(case: Case, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_project(tmp_path, case.files, case.config)
+    if case.setup is not None:
+        case.setup(tmp_path)
+    code, out, err = run_validate(tmp_path, capsys)
+    assert_no_crash(out, err)
+    assert code == 1, err
+    assert_diagnostics(err, case.expected)
+    assert "Success" not in out
+    for text in case.absent:
+        assert text not in out + err
+
+
+# --------------------------------------------------------------------------- whole runs
+
+
+def test_every_problem_in_every_file_in_one_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_project(tmp_path, {
+        "prompts/syntax.yaml": y("template: Hi", "labels: [production"),
+        "prompts/schema.yaml": y("template: Hi", "lables: [production]", "type: chatt"),
+        "prompts/refs.yaml": y(*TWO_VERSIONS[:3], "labels:", "  production: stabel", "  staging: concise",
+                               "traffic:", "  production: {stable: 90, concise: 5}"),
+        "prompts/sub/template.yaml": y("template: |", "  {{#open}}", "  {{name"),
+        "prompts/good.yaml": OK_PROMPT,
+    }, config=y("targets:", "  local:", "    provider: local", "    base_url: https://x.example.com"))
+    code, out, err = run_validate(tmp_path, capsys)
+    assert_no_crash(out, err)
+    assert code == 1
+    assert_diagnostics(err, [
+        ("promptops.yaml:4:5", "the local provider has no base_url"),
+        ("prompts/syntax.yaml:2:9", "'[' is never closed"),
+        ("prompts/schema.yaml:2:1", "unknown key 'lables'"),
+        ("prompts/schema.yaml:3:7", "did you mean 'chat'?"),
+        ("prompts/refs.yaml:5:15", "points at 'stabel'"),
+        ("prompts/refs.yaml:8:3", "sum to 95, not 100"),
+        ("prompts/sub/template.yaml:2:3", "unclosed section {{#open}}"),
+        ("prompts/sub/template.yaml:3:3", "unclosed tag {{name"),
+    ])
+    assert err.rstrip().endswith("Error: 8 errors in 5 files")
+
+
+def test_validate_files_reports_only_the_given_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_project(tmp_path, {
+        "prompts/a.yaml": y("template: Hi", "lables: [production]"),
+        "prompts/b.yaml": y("template: Hi {{#x}}"),
+        "prompts/c.yaml": OK_PROMPT,
+    }, config=y("targets:", "  local:", "    provider: locl"))
+    # relative FILES are relative to the -C directory, like `git -C`
+    code, out, err = run_validate(tmp_path, capsys, "prompts/b.yaml")
+    assert_no_crash(out, err)
+    assert code == 1
+    assert_diagnostics(err, [("prompts/b.yaml:1:14", "unclosed section {{#x}}")])
+
+    # promptops.yaml is broken, but only c.yaml is asked about (absolute paths work too)
+    code, out, err = run_validate(tmp_path, capsys, str(tmp_path / "prompts" / "c.yaml"))
+    assert code == 0, err
+    assert "Success!" in out
+
+    code, out, err = run_validate(tmp_path, capsys, "promptops.yaml", "prompts/a.yaml")
+    assert code == 1
+    assert_diagnostics(err, [("promptops.yaml:3:15", "\"locl\" is not allowed"),
+                             ("prompts/a.yaml:2:1", "unknown key 'lables'")])
+
+
+def test_validate_files_still_checks_names_across_all_files(tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    write_project(tmp_path, {"prompts/a.yaml": y("name: shared", "template: Hi"),
+                             "prompts/b.yaml": y("name: shared", "template: Hey")})
+    # pre-commit passes only the changed file; the clash is reported whichever one it is
+    for changed, other in (("a", "b"), ("b", "a")):
+        code, _out, err = run_validate(tmp_path, capsys, f"prompts/{changed}.yaml")
+        assert code == 1
+        assert_diagnostics(err, [(f"prompts/{changed}.yaml:1:7", f"used by prompts/{other}.yaml:1:7")])
+
+
+def test_explicit_file_outside_the_prompts_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_project(tmp_path, {"prompts/a.yaml": OK_PROMPT, "other/b.yaml": OK_PROMPT, "prompts/notes.txt": "x"})
+    code, out, err = run_validate(tmp_path, capsys, "other/b.yaml", "prompts/notes.txt", "prompts/missing.yaml")
+    assert_no_crash(out, err)
+    assert code == 1
+    assert_diagnostics(err, [
+        ("other/b.yaml:1:1", "not inside the prompts folder prompts/"),
+        ("prompts/notes.txt:1:1", "not a prompt file"),
+        ("prompts/missing.yaml:1:1", "file not found"),
+    ])
+
+
+def test_explicit_symlink_outside_is_reported_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_project(tmp_path, {"prompts/a.yaml": OK_PROMPT})
+    symlink_outside(tmp_path)
+    code, _out, err = run_validate(tmp_path, capsys, "prompts/link.yaml")
+    assert code == 1
+    assert_diagnostics(err, [("prompts/link.yaml:1:1", "file resolves outside the prompts folder")])
+
+
+def test_valid_project(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_project(tmp_path, {
+        "prompts/summarizer.yaml": OK_PROMPT,
+        "prompts/checkout/assistant.yaml": y(
+            "type: chat",
+            "variables:",
+            "  locale: {type: string, example: en-US}",
+            "  history: {type: array}",
+            "versions:",
+            "  stable:",
+            "    messages:",
+            "      - role: system",
+            "        content: |",
+            "          You are a helpful checkout assistant. Locale: {{locale}}.",
+            "      - placeholder: history",
+            "  concise:",
+            "    messages:",
+            "      - {role: system, content: 'Be brief. Locale: {{locale}}.'}",
+            "    model: {temperature: 0.1}",
+            "labels:",
+            "  production: stable",
+            "  staging: concise",
+            "traffic:",
+            "  production: {stable: 90, concise: 10}",
+        ),
+        "prompts/empty-config-ok.yml": y("template: Hi"),
+    }, config=y("# only comments: the defaults apply"))
+    code, out, err = run_validate(tmp_path, capsys)
+    assert_no_crash(out, err)
+    assert code == 0, err
+    assert "Success! 3 prompt files are valid." in out
+    assert error_lines(err) == []
+
+
+def test_shipped_examples_are_valid(capsys: pytest.CaptureFixture[str]) -> None:
+    examples = Path(__file__).resolve().parent.parent / "examples"
+    code, _out, err = run_validate(examples, capsys)
+    assert code == 0, err
