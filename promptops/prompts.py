@@ -22,7 +22,7 @@ from .model import PromptSpec, VersionSpec
 from .providers.base import CAPABILITIES
 from .schemas import schema_diagnostics
 from .templates import analyze
-from .yamlload import Loaded, load_yaml_file
+from .yamlload import MAX_BYTES, Loaded, load_yaml_file
 
 KNOWN_ROLES = ("system", "developer", "user", "assistant", "tool")
 SHORT_FORM_VERSION = "default"
@@ -46,8 +46,8 @@ class Project:
 def load_project(root: Path, only: Sequence[Path] | None = None) -> Project:
     """Load and validate the project at ``root``.
 
-    With ``only``, every prompt file is still read (names must be unique across all of them) but
-    only diagnostics about the files in ``only`` are kept. Relative paths in ``only`` are relative
+    With ``only``, only the files in ``only`` are validated (and only they are in ``specs`` and
+    ``files``); every other prompt file is read just for its name, which must be unique. Relative paths in ``only`` are relative
     to ``root``, as if promptops were started there (``-C DIR`` works like ``git -C``).
     """
     root = root.resolve()
@@ -92,8 +92,15 @@ def load_project(root: Path, only: Sequence[Path] | None = None) -> Project:
     names: dict[str, list[tuple[str, tuple[int, int]]]] = {}
     specs: dict[str, PromptSpec] = {}
     for path in paths:
-        spec, file_diags, name_at = _load_prompt_file(path, config)
         rel = _display(path, root)
+        if selected is not None and rel not in selected:
+            # Only its name matters (uniqueness): reading it is ~50x cheaper than validating,
+            # which keeps the pre-commit hook's cost independent of the repository's size.
+            other = _peek_name(path, config)
+            if other is not None:
+                names.setdefault(other[0], []).append((rel, other[1]))
+            continue
+        spec, file_diags, name_at = _load_prompt_file(path, config)
         project.files.append(rel)
         project.diagnostics.extend(file_diags)
         if spec is None:
@@ -102,7 +109,8 @@ def load_project(root: Path, only: Sequence[Path] | None = None) -> Project:
         specs[spec.name] = spec
     for name, where in names.items():
         if len(where) == 1:
-            project.specs.append(specs[name])
+            if name in specs:
+                project.specs.append(specs[name])
         else:
             project.diagnostics.extend(_duplicate_name(name, where))
     if selected is not None:
@@ -161,6 +169,27 @@ def _duplicate_name(name: str, where: list[tuple[str, tuple[int, int]]]) -> list
         out.append(Diagnostic(file, line, col, f"prompt name {name!r} {verb} {', '.join(others)}",
                               "names must be unique: rename one of the files or set a different name:"))
     return out
+
+
+def _peek_name(path: Path, config: Config) -> tuple[str, tuple[int, int]] | None:
+    """A prompt file's name and its position, without validating the file: its ``name:`` when it
+    declares one, else the name derived from its path (at 1:1); None when the file cannot be read
+    as YAML (a broken file takes no part in the uniqueness check, as in a full validation)."""
+    derived = _lexical(path).relative_to(config.prompts_dir).with_suffix("").as_posix()
+    try:
+        if path.stat().st_size > MAX_BYTES:
+            return None
+        if b"name" not in path.read_bytes():
+            return derived, (1, 1)
+    except OSError:
+        return None
+    loaded = load_yaml_file(path, _display(path, config.root))
+    if loaded.diagnostics or not isinstance(loaded.data, dict):
+        return None
+    if "name" not in loaded.data:
+        return derived, (1, 1)
+    name = loaded.data["name"]
+    return (name, loaded.where(("name",))) if isinstance(name, str) else None
 
 
 def load_prompt_file(path: Path, config: Config) -> tuple[PromptSpec | None, list[Diagnostic]]:
