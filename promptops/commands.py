@@ -9,7 +9,7 @@ import click
 
 from . import render as rendering
 from .apply import apply_plan, check_fresh
-from .config import Target
+from .config import CONFIG_FILE, Target
 from .errors import ConfigError, PromptOpsError, ValidationFailed
 from .model import Plan
 from .plan import build_plan
@@ -97,8 +97,12 @@ def validate_cmd(app: Any, files: tuple[Path, ...]) -> int:
         _echo(diagnostic.format(), err=True)
     if project.errors:
         raise PromptOpsError(str(ValidationFailed(project.errors)))
-    count = len(files) if files else len(project.files)
-    _echo(f"Success! {count} prompt file{'s are' if count != 1 else ' is'} valid.")
+    n = len(project.files)
+    checked = [CONFIG_FILE] if any(Path(f).name == CONFIG_FILE for f in files) else []
+    if n or not checked:
+        checked.append(f"{n} prompt file{'s' if n != 1 else ''}")
+    verb = "are" if len(checked) > 1 or n > 1 or (n == 0 and not files) else "is"
+    _echo(f"Success! {' and '.join(checked)} {verb} valid.")
     return 0
 
 
