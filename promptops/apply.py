@@ -17,8 +17,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
-from deepdiff import DeepDiff
-
 from .errors import ApplyFailed, ProviderError, StalePlanError
 from .model import (
     Action,
@@ -83,20 +81,30 @@ def check_fresh(plan: Plan, provider: Provider) -> None:
 
 
 def _describe_diff(before: Mapping, after: Mapping) -> str:
-    diff = DeepDiff(dict(before), dict(after), verbose_level=2)
-    parts = []
-    for kind, entries in diff.items():
-        for path, value in (entries.items() if isinstance(entries, dict) else ((p, None) for p in entries)):
-            where = path.replace("root", "", 1).replace("['", " ").replace("']", "").strip()
-            if kind == "values_changed":
-                parts.append(f"{where} {value['old_value']} -> {value['new_value']}")
-            elif kind.endswith("_added"):
-                parts.append(f"{where} added")
-            elif kind.endswith("_removed"):
-                parts.append(f"{where} removed")
-            else:
-                parts.append(f"{where} changed")
+    """What changed between two snapshots of one prompt, in the words of the plan output."""
+    parts: list[str] = []
+    for word, ids in (("added", [v for v in after["versions"] if v not in before["versions"]]),
+                      ("removed", [v for v in before["versions"] if v not in after["versions"]])):
+        if ids:
+            parts.append(f"version{'s' if len(ids) > 1 else ''} {', '.join(map(version_label, ids))} {word}")
+    for label in sorted(set(before["labels"]) | set(after["labels"])):
+        old, new = before["labels"].get(label), after["labels"].get(label)
+        if old != new:
+            parts.append(f"label {label} " + ("removed" if new is None else f"added on {version_label(new)}"
+                         if old is None else f"{version_label(old)} -> {version_label(new)}"))
+    for label in sorted(set(before["traffic"]) | set(after["traffic"])):
+        old, new = before["traffic"].get(label), after["traffic"].get(label)
+        if old != new:
+            parts.append(f"traffic {label} {_split(old)} -> {_split(new)}")
+    if before["tags"] != after["tags"]:
+        parts.append(f"tags {before['tags']} -> {after['tags']}")
+    if before["description"] != after["description"]:
+        parts.append("description changed")
     return ", ".join(parts) or "changed"
+
+
+def _split(weights: Mapping[str, int] | None) -> str:
+    return ", ".join(f"{version_label(v)} {w}%" for v, w in weights.items()) if weights else "(no split)"
 
 
 def apply_plan(plan: Plan, provider: Provider, *, concurrency: int = 1, progress: Progress = lambda _: None
@@ -117,7 +125,6 @@ def apply_plan(plan: Plan, provider: Provider, *, concurrency: int = 1, progress
             if stop.is_set():
                 return
             text = describe_action(action)
-            progress(f"{text}...")
             try:
                 created = _run(action, provider, result.created, provenance)
             except Exception as exc:  # noqa: BLE001 - every failure stops the run and is reported
@@ -133,12 +140,21 @@ def apply_plan(plan: Plan, provider: Provider, *, concurrency: int = 1, progress
                     result.created[(action.prompt, action.version)] = created  # type: ignore[union-attr]
             progress(f"{text}: done" + (f" [{version_label(created)}]" if created else ""))
 
-    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+    pool = ThreadPoolExecutor(max_workers=max(1, concurrency))
+    interrupted: BaseException | None = None
+    try:
         for future in [pool.submit(run_prompt, acts) for acts in by_prompt.values()]:
             future.result()
-    if failures:
-        not_done = [describe_action(a) for a in plan.actions if describe_action(a) not in set(done)]
-        raise ApplyFailed(failures[0], done, not_done)
+    except KeyboardInterrupt as exc:
+        # Ctrl-C: prompts not yet started never start, running ones stop before their next call.
+        interrupted = exc
+        stop.set()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    if failures or interrupted:
+        finished = set(done)
+        not_done = [describe_action(a) for a in plan.actions if describe_action(a) not in finished]
+        raise ApplyFailed(interrupted or failures[0], done, not_done, interrupted=interrupted is not None)
     return result
 
 

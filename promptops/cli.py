@@ -15,17 +15,9 @@ from typing import Sequence
 import click
 
 from . import __version__
-from .errors import ApplyFailed, PromptOpsError, ValidationFailed
+from .errors import ApplyFailed, ConfigError, PromptOpsError, ValidationFailed
 
 FORMATS = ("text", "json", "markdown")
-
-
-class App:
-    """Per-invocation settings shared by the commands (project directory, colour)."""
-
-    def __init__(self, root: Path, color: bool):
-        self.root = root
-        self.color = color
 
 
 def _wants_color(no_color: bool) -> bool:
@@ -43,7 +35,13 @@ def _wants_color(no_color: bool) -> bool:
 def cli(ctx: click.Context, directory: str, debug: bool, no_color: bool) -> None:
     """promptops keeps prompts as code: plan and apply prompt templates, labels and traffic splits
     to prompt-management platforms, terraform-style."""
-    ctx.obj = App(Path(directory), _wants_color(no_color))
+    from .commands import App
+
+    try:
+        os.chdir(directory)  # like git -C / terraform -chdir: every path is relative to DIR
+    except OSError as exc:
+        raise ConfigError(f"cannot use -C {directory}: {exc.strerror}") from None
+    ctx.obj = App(Path.cwd(), _wants_color(no_color), directory)
 
 
 def _register() -> None:
@@ -67,7 +65,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code if isinstance(code, int) else 0
     except click.exceptions.Exit as exc:
         return exc.exit_code
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as exc:
+        # click turns Ctrl-C into Abort (and EOF at a prompt too): keep them apart
+        if isinstance(exc.__context__, KeyboardInterrupt):
+            _err("Interrupted.")
+            return 130
         _err("Aborted.")
         return 1
     except click.ClickException as exc:  # usage errors are user errors: exit 1, not click's 2
@@ -80,9 +82,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except ApplyFailed as exc:
         _report_apply_failure(exc)
-        return 1
+        return 130 if exc.interrupted else 1
     except PromptOpsError as exc:
         _err(f"Error: {exc}")
+        return 1
+    except OSError as exc:  # the environment (paths, permissions, disk), not a bug in promptops
+        where = f": {exc.filename}" if exc.filename else ""
+        _err(f"Error: {exc.strerror or exc}{where}")
         return 1
     except KeyboardInterrupt:
         _err("Interrupted.")
@@ -95,19 +101,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 3
 
 
-def _report_apply_failure(exc: ApplyFailed) -> None:
-    _err(f"Error: apply stopped: {exc}")
-    _err("")
-    _err("Applied before the failure:" if exc.done else "Nothing was applied.")
-    for line in exc.done:
-        _err(f"  - {line}")
-    if exc.not_done:
-        _err("Not applied:")
-        for line in exc.not_done:
+def _report_apply_failure(exc: ApplyFailed, shown: int = 10) -> None:
+    """What was and was not applied: counts, and the first ``shown`` actions of each list."""
+    _err(f"Error: apply {'interrupted' if exc.interrupted else 'stopped'}: {exc}")
+    for title, actions in (("Applied before the stop", exc.done), ("Not applied", exc.not_done)):
+        if not actions:
+            continue
+        _err(f"\n{title}: {len(actions)} action{'s' if len(actions) != 1 else ''}")
+        for line in actions[:shown]:
             _err(f"  - {line}")
-    _err("")
-    _err("Fix the cause and run `promptops apply` again: versions are matched by content, "
-         "so nothing is created twice.")
+        if len(actions) > shown:
+            _err(f"  ... and {len(actions) - shown} more")
+    if not exc.done:
+        _err("\nNothing was applied.")
+    _err("\nRun `promptops apply` again to finish: versions are matched by content, so nothing is "
+         "created twice.")
 
 
 def _err(message: str) -> None:

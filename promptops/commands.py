@@ -18,14 +18,41 @@ from .prompts import Project, load_project
 from .providers import open_provider
 from .vcs import head
 
+class App:
+    """Per-invocation settings shared by the commands: the project directory (the process works in
+    it, as with ``git -C``), the -C argument as typed (for suggested commands) and colour."""
+
+    def __init__(self, root: Path, color: bool, directory: str = "."):
+        self.root = root
+        self.color = color
+        self.directory = directory
+
+    def command(self, rest: str) -> str:
+        """A promptops command line to suggest, with the -C the user gave."""
+        return f"promptops {'' if self.directory == '.' else f'-C {self.directory} '}{rest}"
+
+
 pass_app = click.pass_obj
+
+
+def common_options(f: Any) -> Any:
+    """--no-color and --debug after the subcommand too (`promptops plan --no-color`), as terraform
+    users type them. --debug is read by the error boundary from argv."""
+
+    def no_color(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+        if value:
+            ctx.find_object(App).color = False
+
+    f = click.option("--no-color", is_flag=True, expose_value=False, callback=no_color,
+                     help="Plain output without colours.")(f)
+    return click.option("--debug", is_flag=True, expose_value=False, help="Show tracebacks for internal errors.")(f)
 
 
 def _echo(text: str = "", *, err: bool = False, nl: bool = True) -> None:
     click.echo(text, err=err, nl=nl)
 
 
-def _load(app: Any, only: list[Path] | None = None) -> Project:
+def _load(app: App, only: list[Path] | None = None) -> Project:
     project = load_project(app.root, only)
     if project.errors:
         raise ValidationFailed(project.diagnostics)
@@ -48,22 +75,14 @@ def _render(plan: Plan, fmt: str, color: bool) -> str:
     return rendering.render_text(plan, color=color)
 
 
-def make_plan(app: Any, target_name: str | None, prune: bool) -> tuple[Plan, Target, Any]:
-    """Validate the files, read the target and plan. Returns the plan, the target and the open
-    provider (the caller closes it)."""
-    project = _load(app)
-    target = project.config.target(target_name)
-    provider = open_provider(target, project.config.root)
-    try:
-        names = None if prune else [s.name for s in project.specs if s.managed_by(target.name)]
-        remote = provider.read(names)
-        commit = head(project.config.root)
-        plan = build_plan(project.specs, remote, target, prune=prune, commit=commit.sha if commit else None,
-                          dirty=commit.dirty if commit else None, commit_subject=commit.subject if commit else None)
-    except BaseException:
-        provider.close()
-        raise
-    return plan, target, provider
+def compute_plan(project: Project, target: Target, provider: Any, prune: bool) -> Plan:
+    """Read the target and plan (the files are already validated)."""
+    declared = [s.name for s in project.specs if s.managed_by(target.name)]
+    remote = provider.read(None if prune else declared)
+    commit = head(project.config.root)
+    return build_plan(project.specs, remote, target, prune=prune, commit=commit.sha if commit else None,
+                      dirty=commit.dirty if commit else None, commit_subject=commit.subject if commit else None,
+                      remote_names=None if prune else provider.list_names())
 
 
 # --------------------------------------------------------------------------- init
@@ -71,8 +90,9 @@ def make_plan(app: Any, target_name: str | None, prune: bool) -> tuple[Plan, Tar
 
 @click.command("init")
 @click.option("--force", is_flag=True, help="Overwrite files that already exist.")
+@common_options
 @pass_app
-def init_cmd(app: Any, force: bool) -> int:
+def init_cmd(app: App, force: bool) -> int:
     """Scaffold promptops in a repository: promptops.yaml, an example prompt, a pre-commit config
     and a GitHub workflow. Existing files are kept unless --force."""
     from .scaffold import scaffold
@@ -88,8 +108,9 @@ def init_cmd(app: Any, force: bool) -> int:
 
 @click.command("validate")
 @click.argument("files", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
+@common_options
 @pass_app
-def validate_cmd(app: Any, files: tuple[Path, ...]) -> int:
+def validate_cmd(app: App, files: tuple[Path, ...]) -> int:
     """Check prompt files offline (all of them, or FILES): schema, references, weights, template
     syntax, variables, and what each target can represent. Exit 1 on any error."""
     project = load_project(app.root, list(files) if files else None)
@@ -116,27 +137,38 @@ def validate_cmd(app: Any, files: tuple[Path, ...]) -> int:
 @_format_option
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 0 with no changes, 2 with changes, 1 on error.")
 @click.option("--prune", is_flag=True, help="Also delete remote prompts that no file declares.")
+@common_options
 @pass_app
-def plan_cmd(app: Any, target_name: str | None, out: Path | None, fmt: str, as_json: bool,
+def plan_cmd(app: App, target_name: str | None, out: Path | None, fmt: str, as_json: bool,
              detailed_exitcode: bool, prune: bool) -> int:
     """Read the target, diff it against the files and print what apply would do."""
-    plan, _target, provider = make_plan(app, target_name, prune)
-    provider.close()
+    project = _load(app)
+    target = project.config.target(target_name)
+    provider = open_provider(target, project.config.root)
+    try:
+        plan = compute_plan(project, target, provider, prune)
+    finally:
+        provider.close()
     fmt = "json" if as_json else fmt
     _echo(_render(plan, fmt, app.color), nl=False)
     if out is not None:
         write_plan(plan, out)
         if fmt == "text":
             _echo(f"\nSaved the plan to: {out}\n\nTo perform exactly these actions, run the following "
-                  f"command to apply:\n    promptops apply \"{out}\"")
+                  f"command to apply:\n    {app.command(f'apply {_quote(out)}')}")
     return 2 if detailed_exitcode and plan.has_changes else 0
+
+
+def _quote(path: Path) -> str:
+    return f'"{path}"'
 
 
 @click.command("show")
 @click.argument("planfile", type=click.Path(dir_okay=False, path_type=Path))
 @_format_option
+@common_options
 @pass_app
-def show_cmd(app: Any, planfile: Path, fmt: str, as_json: bool) -> int:
+def show_cmd(app: App, planfile: Path, fmt: str, as_json: bool) -> int:
     """Render a saved plan."""
     plan = read_plan(planfile)
     _echo(_render(plan, "json" if as_json else fmt, app.color), nl=False)
@@ -148,29 +180,44 @@ def show_cmd(app: Any, planfile: Path, fmt: str, as_json: bool) -> int:
 @click.option("-t", "--target", "target_name", metavar="TARGET", help="Target to apply to (default: default_target).")
 @click.option("--auto-approve", is_flag=True, help="Apply without asking for 'yes'.")
 @click.option("--prune", is_flag=True, help="Also delete remote prompts that no file declares.")
+@click.option("--lock-timeout", default=0.0, type=click.FloatRange(min=0), metavar="SECONDS", show_default=True,
+              help="Wait this long for another apply to the same target to finish.")
+@common_options
 @pass_app
-def apply_cmd(app: Any, planfile: Path | None, target_name: str | None, auto_approve: bool, prune: bool) -> int:
+def apply_cmd(app: App, planfile: Path | None, target_name: str | None, auto_approve: bool, prune: bool,
+              lock_timeout: float) -> int:
     """Apply the changes: without PLANFILE, plan, show and ask for "yes"; with PLANFILE, refuse it
     if the remote changed since, else apply exactly it."""
     if planfile is not None:
-        return _apply_saved(app, planfile, target_name)
-    plan, target, provider = make_plan(app, target_name, prune)
+        if prune:
+            raise ConfigError("--prune cannot be used with a saved plan: the plan already says what it deletes; "
+                              f"plan with --prune instead ({app.command('plan --prune -o PLANFILE')})")
+        return _apply_saved(app, planfile, target_name, lock_timeout)
+    project = _load(app)
+    target = project.config.target(target_name)
+    provider = open_provider(target, project.config.root)
     try:
-        _echo(rendering.render_text(plan, color=app.color), nl=False)
-        if not plan.has_changes:
-            return 0
-        if not auto_approve and not _confirm():
-            _echo("\nApply cancelled.", err=True)
-            return 1
-        _echo()
-        result = apply_plan(plan, provider, concurrency=target.concurrency, progress=_progress)
+        # Held from planning to the last call: a second apply waits or stops instead of planning
+        # against the same state and creating every version again.
+        with provider.lock(lock_timeout):
+            plan = compute_plan(project, target, provider, prune)
+            _echo(rendering.render_text(plan, color=app.color), nl=False)
+            if not plan.has_changes:
+                return 0
+            if not auto_approve:
+                if not _confirm():
+                    _echo("\nApply cancelled.", err=True)
+                    return 1
+                check_fresh(plan, provider)  # the remote may have changed while we waited for "yes"
+            _echo()
+            result = apply_plan(plan, provider, concurrency=target.concurrency, progress=_progress)
     finally:
         provider.close()
     _echo(f"\n{result.summary()}")
     return 0
 
 
-def _apply_saved(app: Any, planfile: Path, target_name: str | None) -> int:
+def _apply_saved(app: App, planfile: Path, target_name: str | None, lock_timeout: float) -> int:
     plan = read_plan(planfile)
     project_config = load_project_config(app)
     if target_name and target_name != plan.target:
@@ -181,11 +228,12 @@ def _apply_saved(app: Any, planfile: Path, target_name: str | None) -> int:
                           f"{target.provider}; run promptops plan again")
     provider = open_provider(target, project_config.root)
     try:
-        check_fresh(plan, provider)
-        if not plan.has_changes:
-            _echo(rendering.summary_line(plan))
-            return 0
-        result = apply_plan(plan, provider, concurrency=target.concurrency, progress=_progress)
+        with provider.lock(lock_timeout):
+            check_fresh(plan, provider)
+            if not plan.has_changes:
+                _echo(rendering.summary_line(plan))
+                return 0
+            result = apply_plan(plan, provider, concurrency=target.concurrency, progress=_progress)
     finally:
         provider.close()
     _echo(f"\n{result.summary()}")
@@ -226,8 +274,9 @@ def _progress(message: str) -> None:
 @click.option("--vars", "vars_file", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
               help="Variable values from a YAML or JSON mapping.")
 @click.option("--examples", is_flag=True, help="Use the `example:` of declared variables for values not given.")
+@common_options
 @pass_app
-def render_cmd(app: Any, name: str, version: str | None, label: str | None, pairs: tuple[str, ...],
+def render_cmd(app: App, name: str, version: str | None, label: str | None, pairs: tuple[str, ...],
                vars_file: Path | None, examples: bool) -> int:
     """Print a prompt rendered locally with the given variables."""
     from .preview import preview
@@ -244,8 +293,9 @@ def render_cmd(app: Any, name: str, version: str | None, label: str | None, pair
 @click.option("--label", default="production", show_default=True, metavar="L", help="Label to resolve.")
 @click.option("-t", "--target", "target_name", metavar="TARGET", help="Target to read (default: default_target).")
 @click.option("--json", "as_json", is_flag=True, help="Print the resolution as JSON.")
+@common_options
 @pass_app
-def resolve_cmd(app: Any, name: str, user: str, label: str, target_name: str | None, as_json: bool) -> int:
+def resolve_cmd(app: App, name: str, user: str, label: str, target_name: str | None, as_json: bool) -> int:
     """Which version USER gets for a label under its traffic split (sticky consistent hashing)."""
     from .preview import resolve_report
 

@@ -73,8 +73,9 @@ class ProviderError(PromptOpsError):
 class ApplyFailed(PromptOpsError):
     """Apply stopped part-way; ``done`` and ``not_done`` describe the actions on each side."""
 
-    def __init__(self, cause: Exception, done: list[str], not_done: list[str]):
-        super().__init__(str(cause))
+    def __init__(self, cause: BaseException, done: list[str], not_done: list[str], *, interrupted: bool = False):
+        super().__init__("interrupted (Ctrl-C)" if interrupted else str(cause))
         self.cause = cause
         self.done = done
         self.not_done = not_done
+        self.interrupted = interrupted

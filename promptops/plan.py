@@ -18,7 +18,7 @@ order), move/remove labels (by label), set traffic (by label), update metadata.
 """
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from typing import Collection, Iterable, Sequence
 
 from .config import Target
 from .errors import PlanError
@@ -48,8 +48,12 @@ def build_plan(
     commit: str | None = None,
     dirty: bool | None = None,
     commit_subject: str | None = None,
+    remote_names: Collection[str] | None = None,
 ) -> Plan:
     """Plan what ``target`` needs so that ``remote`` matches ``specs``.
+
+    ``remote_names`` lists every prompt the target holds when ``remote`` was read for the declared
+    prompts only; undeclared ones are then named in a warning instead of silently ignored.
 
     Raises PlanError listing everything the target cannot represent (validate reports the same
     problems with file positions; this is the guard for plans made without validating).
@@ -63,9 +67,10 @@ def build_plan(
         acts, warns = plan_prompt(spec, remote.prompts.get(spec.name), target)
         actions += acts
         warnings += warns
-    for name in sorted(set(remote.prompts) - declared):
-        if not prune:
-            continue
+    undeclared = sorted(set(remote.prompts if remote_names is None else remote_names) - declared)
+    if undeclared and not prune:
+        warnings.append(_kept_note(undeclared, target))
+    for name in undeclared if prune else ():
         if target.capabilities.delete_prompt:
             actions.append(_delete(remote.prompts[name]))
         else:
@@ -76,6 +81,14 @@ def build_plan(
     return Plan(target=target.name, provider=target.provider, actions=tuple(actions),
                 remote=snapshot_of(remote, touched), warnings=tuple(warnings), commit=commit, dirty=dirty,
                 commit_subject=commit_subject)
+
+
+def _kept_note(names: Sequence[str], target: Target) -> str:
+    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    many = len(names) != 1
+    return (f"{len(names)} prompt{'s' if many else ''} on target {target.name!r} {'are' if many else 'is'} not "
+            f"declared by any file and will be kept: {shown} (plan with --prune to delete "
+            f"{'them' if many else 'it'})")
 
 
 def plan_prompt(spec: PromptSpec, remote: RemotePrompt | None, target: Target) -> tuple[list[Action], list[str]]:

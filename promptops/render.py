@@ -546,6 +546,8 @@ def render_text(plan: Plan, *, color: bool = False, width: int = 80) -> str:
         for prompt, actions in _by_prompt(plan):
             out.append("")
             out.append(_paint(f"  # {_esc(prompt)} {_state(actions)}", "bold", color))
+            if any(isinstance(a, DeletePrompt) for a in actions):  # terraform gives the reason too
+                out.append(f'  # (because no file declares it for target "{_esc(plan.target)}")')
             out.extend(_paint_line(line, color) for line in _prompt_lines(plan, prompt, actions))
         out.append("")
     if plan.warnings:

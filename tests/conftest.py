@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import os
 import shutil
 import sys
 from dataclasses import dataclass
@@ -29,7 +30,11 @@ def cli(capsys, monkeypatch):
     def run(*args: str, input: str | None = None) -> Result:
         capsys.readouterr()
         monkeypatch.setattr(sys, "stdin", io.StringIO(input or ""))
-        code = main([str(a) for a in args])
+        cwd = os.getcwd()
+        try:
+            code = main([str(a) for a in args])
+        finally:
+            os.chdir(cwd)  # -C changes the process's directory, as git -C does
         captured = capsys.readouterr()
         return Result(code, captured.out, captured.err)
 

@@ -122,5 +122,5 @@ def test_check_fresh_names_what_changed(examples, tmp_path):
     plan = plan_for(examples, registry)
     check_fresh(plan, registry)  # nothing changed yet
     registry.remove_label("summarizer", "staging")
-    with pytest.raises(StalePlanError, match=r"summarizer: labels staging removed"):
+    with pytest.raises(StalePlanError, match=r"summarizer: label staging removed\)"):
         check_fresh(plan, registry)

@@ -80,7 +80,7 @@ def test_saved_plan_is_refused_when_stale(cli, examples, tmp_path):
     path.write_text(original.replace("under 20 words", "under 10 words"))
     planfile = tmp_path / "change.plan"
     r = cli("-C", examples, "plan", "-o", planfile)
-    assert r.code == 0 and f'promptops apply "{planfile}"' in r.out
+    assert r.code == 0 and f'    promptops -C {examples} apply "{planfile}"\n' in r.out
 
     # someone else applies a different change first
     path.write_text(original.replace("under 20 words", "under 12 words"))
@@ -89,7 +89,8 @@ def test_saved_plan_is_refused_when_stale(cli, examples, tmp_path):
     r = cli("-C", examples, "apply", planfile)
     assert r.code == 1
     assert r.err.startswith("Error: plan is stale: the remote changed since the plan was made (summarizer: ")
-    assert "labels production 1 -> 2" in r.err and "versions 2 added" in r.err
+    assert ("(summarizer: version v2 added, label production v1 -> v2, label staging v1 -> v2); "
+            "run promptops plan again") in r.err
     assert r.err.rstrip().endswith("run promptops plan again")
     assert "Traceback" not in r.err
     assert versions_in(examples / ".promptops/registry.db")["summarizer"] == 2
@@ -192,7 +193,7 @@ def test_exit_codes_for_usage_config_and_internal_errors(cli, examples, monkeypa
     r = cli("-C", examples, "plan", "-t", "prod")
     assert r.code == 1 and "unknown target 'prod'" in r.err
     r = cli("-C", examples / "nowhere", "plan")
-    assert r.code == 1 and "does not exist" in r.err
+    assert r.code == 1 and "No such file or directory" in r.err
 
     import promptops.commands
 
@@ -246,3 +247,83 @@ def test_plan_records_commit_and_dirty_flag_and_apply_stamps_provenance(cli, tmp
                      "version": "default"}
     (tmp_path / "prompts/example.yaml").write_text((tmp_path / "prompts/example.yaml").read_text() + "\n")
     assert json.loads(cli("-C", tmp_path, "plan", "--json").out)["dirty"] is True
+
+
+def test_paths_are_relative_to_dash_c_like_git(cli, examples, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    r = cli("-C", "examples", "plan", "-o", "change.plan")
+    assert r.code == 0 and (examples / "change.plan").is_file() and not (tmp_path / "change.plan").exists()
+    assert '    promptops -C examples apply "change.plan"\n' in r.out
+    assert cli("-C", "examples", "apply", "change.plan").code == 0
+    assert cli("-C", "examples", "validate", "prompts/summarizer.yaml").code == 0
+    r = cli("-C", "nowhere", "plan")
+    assert r.code == 1 and r.err == "Error: cannot use -C nowhere: No such file or directory\n"
+
+
+def test_global_flags_also_after_the_subcommand(cli, examples):
+    assert cli("-C", examples, "plan", "--no-color").code == 0
+    assert cli("-C", examples, "validate", "--debug").code == 0
+
+
+def test_saved_plan_refuses_prune(cli, examples, tmp_path):
+    planfile = tmp_path / "p.plan"
+    assert cli("-C", examples, "plan", "-o", planfile).code == 0
+    r = cli("-C", examples, "apply", planfile, "--prune")
+    assert r.code == 1 and "--prune cannot be used with a saved plan" in r.err
+
+
+def test_undeclared_prompts_are_named_in_the_plan(cli, examples):
+    assert cli("-C", examples, "apply", "--auto-approve").code == 0
+    (examples / SUMMARIZER).unlink()
+    r = cli("-C", examples, "plan")
+    assert r.code == 0
+    assert r.out == ('promptops plan for target "local" (provider: local)\n\n'
+                     "Warning: 1 prompt on target 'local' is not declared by any file and will be\n"
+                     "  kept: summarizer (plan with --prune to delete it)\n\n"
+                     "No changes. Remote matches the files.\n")
+
+
+def test_os_errors_are_user_errors_not_bugs(cli, examples, tmp_path):
+    r = cli("-C", examples, "plan", "-o", "/proc/nope/x.plan")
+    assert r.code == 1 and r.err.startswith("Error: ") and "internal error" not in r.err
+
+
+def test_a_second_apply_waits_for_the_lock_or_stops(cli, examples):
+    from promptops.locking import file_lock
+
+    lock = examples / ".promptops/registry.db.lock"
+    with file_lock(lock, timeout=0, what="test"):
+        r = cli("-C", examples, "apply", "--auto-approve")
+    assert r.code == 1
+    assert r.err.startswith("Error: registry ") and "is locked by another promptops apply (process " in r.err
+    assert "--lock-timeout" in r.err
+    assert cli("-C", examples, "apply", "--auto-approve").code == 0
+
+
+def test_concurrent_applies_create_each_version_once(examples):
+    """Two real processes apply at once: one applies, the other waits for the lock and then finds
+    nothing to do (or stops on the lock); never duplicate versions."""
+    cmd = [sys.executable, "-m", "promptops", "-C", str(examples), "apply", "--auto-approve", "--lock-timeout", "60"]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = [p.communicate(timeout=120) + (p.returncode,) for p in procs]
+    assert [code for _, _, code in results] == [0, 0], results
+    assert sum(out.count("Apply complete!") for out, _, _ in results) == 1
+    assert sum(versions_in(examples / ".promptops/registry.db").values()) == 11
+
+
+def test_ctrl_c_during_apply_stops_and_reports(tmp_path):
+    import signal
+
+    for i in range(600):
+        write(tmp_path, f"prompts/p{i}.yaml", f"template: 'Hello {i} {{{{x}}}}'\nlabels: [production, staging]\n")
+    # stdout (the long plan) is discarded: a full pipe would block the child before it applies
+    proc = subprocess.Popen([sys.executable, "-m", "promptops", "-C", str(tmp_path), "apply", "--auto-approve"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    first = proc.stderr.readline()  # the first progress line: apply is under way
+    assert ": done" in first, first
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err[-2000:]
+    assert "Error: apply interrupted: interrupted (Ctrl-C)" in err and "Not applied: " in err
+    created = sum(versions_in(tmp_path / ".promptops/registry.db").values())
+    assert 0 < created < 600

@@ -208,3 +208,16 @@ def test_plan_round_trips_through_json():
     plan = build_plan([s], remote(r), LOCAL, commit="f" * 40, dirty=False)
     again = Plan.from_json(plan.to_json())
     assert again == plan and again.remote_fingerprint == plan.remote_fingerprint
+
+
+def test_undeclared_remote_prompts_are_named_not_silently_ignored():
+    kept = RemotePrompt("p", (rv("1", "A"),), labels={"production": "1"})
+    s = spec(labels={"production": "a"})
+    plan = build_plan([s], remote(kept), LOCAL, remote_names=["p", "old", "older"])
+    assert plan.actions == ()
+    assert plan.warnings == ("2 prompts on target 'local' are not declared by any file and will be kept: "
+                             "old, older (plan with --prune to delete them)",)
+    many = [f"x{i}" for i in range(7)]
+    assert build_plan([], remote(), LOCAL, remote_names=many).warnings == (
+        "7 prompts on target 'local' are not declared by any file and will be kept: x0, x1, x2, x3, x4 and "
+        "2 more (plan with --prune to delete them)",)

@@ -212,9 +212,11 @@ promptops will perform the following actions:
   ~ description: "x" -> "y"
 
   # legacy will be deleted
+  # (because no file declares it for target "local")
   - prompt and its 3 versions (v1, v2, v3) (made outside promptops)
 
   # old-faq will be deleted
+  # (because no file declares it for target "local")
   - prompt and its 1 version (v1)
 
 Warning: greeter: label 'canary' is no longer declared, but provider local

@@ -9,7 +9,7 @@ re-reads the remote before trying again.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Collection, Mapping, Protocol
+from typing import Any, Collection, ContextManager, Mapping, Protocol
 
 from ..model import RemoteState
 
@@ -69,6 +69,16 @@ class Provider(Protocol):
 
     kind: str
     capabilities: Capabilities
+
+    def lock(self, timeout: float) -> ContextManager[None]:
+        """Hold the target's apply lock for a ``with`` block, waiting up to ``timeout`` seconds;
+        LockError when another promptops process holds it. Platforms without a lock of their own
+        return a no-op context (apply then relies on the staleness re-check)."""
+        ...
+
+    def list_names(self) -> list[str]:
+        """Names of every prompt the target holds, sorted; cheap (no version contents)."""
+        ...
 
     def read(self, names: Collection[str] | None = None) -> RemoteState:
         """Return the remote state of the named prompts (all prompts when None).
