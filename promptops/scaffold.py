@@ -46,7 +46,10 @@ PRE_COMMIT_HOOK = """\
 PRE_COMMIT = "repos:\n" + PRE_COMMIT_HOOK
 
 WORKFLOW = """\
-# Validate and plan prompt changes on pull requests; apply on merge to the default branch.
+# Validate prompt changes on pull requests and plan them against a real target; apply on merge.
+# The local registry lives on the runner and is thrown away, so plan/apply run only once the
+# repository variable PROMPTOPS_TARGET names a remote target from promptops.yaml (its credentials
+# come from secrets, as env vars).
 name: promptops
 on:
   pull_request:
@@ -60,6 +63,7 @@ env:
   # How to install this promptops. Note: the PyPI name "promptops" is a different project, so
   # point this at your source of the tool, e.g. git+https://github.com/<owner>/promptops@v0.1.0
   PROMPTOPS_INSTALL: ${{ vars.PROMPTOPS_INSTALL }}
+  PROMPTOPS_TARGET: ${{ vars.PROMPTOPS_TARGET }}
 concurrency:
   group: promptops-${{ github.ref }}
   cancel-in-progress: false
@@ -75,10 +79,12 @@ jobs:
           test -n "$PROMPTOPS_INSTALL" || { echo "::error::set the PROMPTOPS_INSTALL repository variable"; exit 1; }
           pip install "$PROMPTOPS_INSTALL"
       - run: promptops validate
-      - run: promptops plan --detailed-exitcode || [ $? -eq 2 ]
-        if: github.event_name == 'pull_request'
-      - run: promptops apply --auto-approve
-        if: github.event_name == 'push'
+      - name: plan
+        if: github.event_name == 'pull_request' && env.PROMPTOPS_TARGET != ''
+        run: promptops plan -t "$PROMPTOPS_TARGET" --detailed-exitcode || [ $? -eq 2 ]
+      - name: apply
+        if: github.event_name == 'push' && env.PROMPTOPS_TARGET != ''
+        run: promptops apply -t "$PROMPTOPS_TARGET" --auto-approve
 """
 
 FILES = {
