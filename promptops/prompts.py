@@ -20,7 +20,7 @@ from .digest import canonical_content, content_digest, normalize
 from .errors import ConfigError, Diagnostic
 from .model import PromptSpec, VersionSpec
 from .providers.base import CAPABILITIES
-from .schemas import schema_diagnostics
+from .schemas import schema_diagnostics, show
 from .templates import analyze
 from .yamlload import MAX_BYTES, Loaded, load_yaml_file
 
@@ -47,8 +47,14 @@ def load_project(root: Path, only: Sequence[Path] | None = None) -> Project:
     """Load and validate the project at ``root``.
 
     With ``only``, only the files in ``only`` are validated (and only they are in ``specs`` and
-    ``files``); every other prompt file is read just for its name, which must be unique. Relative paths in ``only`` are relative
-    to ``root``, as if promptops were started there (``-C DIR`` works like ``git -C``).
+    ``files``); every other prompt file is read just for its name, which must be unique. Relative
+    paths in ``only`` are relative to ``root``, as if promptops were started there (``-C DIR``
+    works like ``git -C``).
+
+    When promptops.yaml is among ``only``, the whole project is validated, as without ``only``
+    (plus any listed file that discovery would skip): every prompt file depends on it (its targets,
+    their capabilities, the prompts folder), so a config change can break a prompt file that did
+    not change. This is what the pre-commit hook relies on when a commit touches only promptops.yaml.
     """
     root = root.resolve()
     if not root.is_dir():
@@ -86,7 +92,9 @@ def load_project(root: Path, only: Sequence[Path] | None = None) -> Project:
             elif os.path.abspath(p) not in known:
                 paths.append(p)
                 known.add(os.path.abspath(p))
-        if config_file not in {_lexical(p) for p in only}:
+        if config_file in {_lexical(p) for p in only}:
+            selected = None  # every prompt file depends on promptops.yaml: check them all
+        else:
             project.diagnostics = [d for d in project.diagnostics if d.file != CONFIG_FILE]
     # name -> [(file, position of its name)] of every file that loaded cleanly
     names: dict[str, list[tuple[str, tuple[int, int]]]] = {}
@@ -121,15 +129,22 @@ def load_project(root: Path, only: Sequence[Path] | None = None) -> Project:
 
 
 def discover(prompts_dir: Path) -> list[Path]:
-    """Every ``*.yaml``/``*.yml`` file below ``prompts_dir``, sorted; hidden files and folders are
-    skipped and symlinked folders are not followed (they could loop or leave the folder)."""
+    """Every ``*.yaml``/``*.yml`` file below ``prompts_dir`` (the suffix in any case: ``.YAML``
+    too), sorted; hidden files and folders are skipped and symlinked folders are not followed
+    (they could loop or leave the folder)."""
     found = []
     for folder, dirs, files in os.walk(prompts_dir):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for f in sorted(files):
-            if f.endswith(PROMPT_SUFFIXES) and not f.startswith("."):
+            if is_prompt_file_name(f) and not f.startswith("."):
                 found.append(Path(folder) / f)
     return found
+
+
+def is_prompt_file_name(name: str) -> bool:
+    """True for a name ending in .yaml or .yml, in any case (the name a prompt gets from its path
+    drops the suffix whatever its case)."""
+    return name.lower().endswith(PROMPT_SUFFIXES)
 
 
 def _lexical(path: Path) -> Path:
@@ -145,7 +160,7 @@ def _selection_problem(path: Path, prompts_dir: Path) -> tuple[str, str] | None:
     if not _lexical(path).is_relative_to(prompts_dir):
         return (f"not inside the prompts folder {prompts_dir.name}/",
                 f"move it into {prompts_dir.name}/, or set prompts: in promptops.yaml to the folder it is in")
-    if path.suffix not in PROMPT_SUFFIXES:
+    if not is_prompt_file_name(path.name):
         return ("not a prompt file", "prompt files end in .yaml or .yml")
     return None
 
@@ -247,8 +262,9 @@ class _FileCheck:
         data = self.data
         name = data.get("name", path_name)
         if "name" not in data and not _valid_name(path_name):
-            self.add((), f"the name derived from the file path, {path_name!r}, is not a valid prompt name",
-                     "rename the file (letters, digits, '_', '-', '.') or set name:")
+            self.add((), f"the name derived from the file path, {show(path_name)}, is not a valid prompt name",
+                     "names are portable ASCII (they appear in the platforms' URLs): rename the file "
+                     "(ASCII letters, digits, '_', '-', '.') or set name:")
         versions_raw = self._versions()
         if versions_raw is None:
             return None

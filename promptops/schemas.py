@@ -90,6 +90,16 @@ def _is_key_error(error: jsonschema.ValidationError, loaded: Loaded, path: tuple
     return isinstance(node, dict) and error.instance in node
 
 
+def show(value: Any) -> str:
+    """``value`` for a message, as JSON but with its text as written: "Café", not "Caf\\u00e9".
+
+    Characters that do not print (controls, zero-width and other format characters, lone
+    surrogates, which an escape in double quotes can produce) stay escaped: they are invisible or
+    cannot be written to a terminal at all."""
+    return "".join(c if c.isprintable() else json.dumps(c)[1:-1]
+                   for c in json.dumps(value, ensure_ascii=False))
+
+
 def _message(error: jsonschema.ValidationError) -> tuple[str, str]:
     """A readable message and a fix hint for the common validators."""
     v, schema, inst = error.validator, error.schema, error.instance
@@ -97,13 +107,13 @@ def _message(error: jsonschema.ValidationError) -> tuple[str, str]:
         expected = schema["type"] if isinstance(schema["type"], str) else " or ".join(schema["type"])
         return f"expected {_article(expected)}, got {_json_type(inst)}", ""
     if v == "enum":
-        options = ", ".join(json.dumps(o) for o in schema["enum"])
-        return f"{json.dumps(inst)} is not allowed", _suggest(str(inst), [str(o) for o in schema["enum"]], "one of") or f"use one of {options}"
+        options = ", ".join(show(o) for o in schema["enum"])
+        return f"{show(inst)} is not allowed", _suggest(str(inst), [str(o) for o in schema["enum"]], "one of") or f"use one of {options}"
     if v == "pattern":
         if schema["pattern"].startswith(_PATTERN_HINTS["name"][0]) and isinstance(inst, str) and _escapes(inst):
-            return (f"{json.dumps(inst)} would point outside the prompts folder",
+            return (f"{show(inst)} would point outside the prompts folder",
                     "a name is a relative path inside the folder: no '..' parts, no leading '/' and no '\\'")
-        return f"{json.dumps(inst)} has the wrong form", _pattern_hint(schema["pattern"])
+        return f"{show(inst)} has the wrong form", _pattern_hint(schema["pattern"])
     if v == "required":
         return error.message.replace("is a required property", "is required"), "add it"
     if v in ("minimum", "maximum"):
@@ -118,11 +128,13 @@ def _message(error: jsonschema.ValidationError) -> tuple[str, str]:
 
 
 _PATTERN_HINTS = {
-    "label": ("^[a-z0-9_.-]{1,36}$", "labels are 1-36 lowercase letters, digits, '_', '-' or '.'"),
-    "name": ("^[A-Za-z0-9][A-Za-z0-9_.-]*(/", "names are path-like: letters, digits, '_', '-', '.' in '/'-separated parts, no '..' and no leading '/'"),
-    "key": ("^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", "version names are 1-64 letters, digits, '_', '-' or '.'"),
-    "identifier": ("^[A-Za-z_][A-Za-z0-9_]*$", "use letters, digits and '_', not starting with a digit"),
-    "target": ("^[A-Za-z0-9_-]+$", "use letters, digits, '_' and '-'"),
+    "label": ("^[a-z0-9_.-]{1,36}$", "labels are 1-36 lowercase ASCII letters, digits, '_', '-' or '.'"),
+    "name": ("^[A-Za-z0-9][A-Za-z0-9_.-]*(/",
+             ("names are portable ASCII paths (they appear in the platforms' URLs): ASCII letters, digits, "
+              "'_', '-', '.' in '/'-separated parts, no spaces, no '..' and no leading '/'")),
+    "key": ("^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", "version names are 1-64 ASCII letters, digits, '_', '-' or '.'"),
+    "identifier": ("^[A-Za-z_][A-Za-z0-9_]*$", "use ASCII letters, digits and '_', not starting with a digit"),
+    "target": ("^[A-Za-z0-9_-]+$", "use ASCII letters, digits, '_' and '-'"),
     "rate": ("^[1-9][0-9]*/", "write it as COUNT/UNIT, e.g. 20/min (units: s, min, h)"),
     "url": ("^https?://", "use an https:// URL"),
 }

@@ -289,8 +289,17 @@ def _scan_events(text: str, loader: type = yaml.SafeLoader) -> None:
                             "remove the '---' separator and split the file")
 
 
-# A value that starts with '{{' (mustache) or '{' is YAML flow syntax unless quoted.
-_BRACE_VALUE = re.compile(r"(?:^|:[ \t]|-[ \t])[ \t]*(\{)")
+# A value that starts with '{{' (mustache) or '{' is YAML flow syntax unless quoted. The brace
+# must be the value's FIRST character: at the start of the line or after list dashes ('- '), or
+# right after the line's first key ('key: {{x}}'). A key cannot contain ': ', so in
+# 'key: Hello: {{x}}' the brace comes after a second ': ' inside the value: nothing there is a
+# mapping, and that ': ' is what to quote (the "no new key can start" message says so).
+_BRACE_VALUE = re.compile(
+    r"""^[ \t]*(?:-[ \t]+)*"""                            # indentation, list dashes
+    r"""(?:(?:"(?:[^"\\]|\\.)*"|'(?:[^']|'')*'"""       # a quoted key, or
+    r"""|[^\s"'#\[\]{},&*!|>%@`](?:[^:]|:(?![ \t]))*?)"""  # a plain key (no ': ' in it)
+    r""":[ \t]+)?"""                                      # and ': '
+    r"""(\{)""")
 
 
 def _syntax_error(exc: yaml.MarkedYAMLError, text: str, open_flows: list[_Frame]) -> tuple[int, int, str, str]:

@@ -1,14 +1,20 @@
 """The local provider against real SQLite files (no mocks)."""
 from __future__ import annotations
 
+import json
+import os
+import pwd
+import shutil
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import threading
 from pathlib import Path
 
 import pytest
 
+import promptops
 from promptops.digest import canonical_content, content_digest
 from promptops.errors import PromptOpsError, ProviderError
 from promptops.model import RemoteState
@@ -541,3 +547,173 @@ def test_close_and_reopen(db):
     provider.close()
     assert set(provider.read().prompts) == {"p"}
     provider.close()
+
+
+# --------------------------------------------------------------------------- a registry we may read, not write
+#
+# Root bypasses file permissions, so the reader runs in a child process that, when started as
+# root, gives up root for an unprivileged uid (nobody's, or 65534: no account has to exist or be
+# created) after its imports and before it touches the registry. Dropping inside the child, rather
+# than starting it with su or subprocess's user=, works wherever the interpreter is installed (a
+# pyenv under /root is not executable by other users). As any other user the child runs as that
+# user. The scenario is never skipped: when the child cannot drop root, the test fails saying why.
+
+READ_ONLY_DRIVER = """\
+import json, os, sys
+from promptops.digest import canonical_content, content_digest
+from promptops.errors import ProviderError
+from promptops.providers.base import NewVersion
+from promptops.providers.local import LocalProvider
+
+db, uid, gid = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+if os.geteuid() == 0:
+    os.setgroups([])
+    os.setgid(gid)
+    os.setuid(uid)  # for good: real, effective and saved uid
+out = {"euid": os.geteuid()}
+try:
+    open(db, "r+b").close()
+    out["file_writable"] = True  # the condition under test does not hold
+except PermissionError:
+    out["file_writable"] = False
+reg = LocalProvider(db)
+try:
+    out["read"] = sorted(reg.read().prompts)
+except ProviderError as exc:
+    out["read_error"] = str(exc)
+c = canonical_content(type="text", template_format="mustache", template="new")
+try:
+    reg.create_version(NewVersion("new", c, content_digest(c), None))
+    out["write"] = "ok"
+except ProviderError as exc:
+    out["write_error"] = str(exc)
+try:
+    out["read_after_write"] = sorted(reg.read().prompts)
+except ProviderError as exc:
+    out["read_after_write_error"] = str(exc)
+reg.close()
+print(json.dumps(out))
+"""
+
+
+def reader_ids() -> tuple[int, int]:
+    """The uid and gid the reader runs as: unprivileged, whoever runs the tests."""
+    if os.geteuid() != 0:
+        return os.getuid(), os.getgid()
+    try:
+        entry = pwd.getpwnam("nobody")
+        return entry.pw_uid, entry.pw_gid
+    except KeyError:
+        return 65534, 65534
+
+
+@pytest.fixture
+def shared_dir():
+    """A folder an unprivileged user can reach (pytest's tmp_path is private to its owner)."""
+    base = Path(tempfile.mkdtemp(prefix="promptops-ro-"))
+    base.chmod(0o755)
+    try:
+        yield base
+    finally:
+        for folder, _dirs, _files in os.walk(base):
+            os.chmod(folder, 0o755)  # a non-root user cannot delete from a 555 folder
+        shutil.rmtree(base)
+
+
+def run_as_reader(db: Path) -> dict:
+    """Run READ_ONLY_DRIVER on ``db`` as the unprivileged reader; its JSON report."""
+    uid, gid = reader_ids()
+    package_root = Path(promptops.__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": str(package_root), "PYTHONDONTWRITEBYTECODE": "1"}
+    proc = subprocess.run([sys.executable, "-c", READ_ONLY_DRIVER, str(db), str(uid), str(gid)],
+                          cwd=db.parent.parent, env=env, capture_output=True, text=True, timeout=60, check=False)
+    if proc.returncode != 0 or not proc.stdout.strip():
+        pytest.fail(f"the read-only registry check could not run as uid {uid} (exit {proc.returncode}); it needs "
+                    f"a process without root's power over file permissions:\n{proc.stderr}")
+    report = json.loads(proc.stdout)
+    if report["euid"] == 0 or report["file_writable"]:
+        pytest.fail(f"the reader (uid {report['euid']}) can write {db}: the read-only condition does not hold")
+    return report
+
+
+def make_read_only(db: Path) -> None:
+    """The registry file and its folder belong to the reader and are read-only (444 and 555)."""
+    uid, gid = reader_ids()
+    for path in (db, db.parent):
+        if os.geteuid() == 0:
+            os.chown(path, uid, gid)
+    db.chmod(0o444)
+    db.parent.chmod(0o555)
+
+
+def test_read_only_registry_can_be_read_and_a_write_says_it_is_read_only(shared_dir):
+    db = shared_dir / ".promptops" / "registry.db"
+    with LocalProvider(db) as reg:
+        reg.create_version(new("p", text("a")))
+        reg.move_label("p", "production", "1")
+    assert not db.with_name("registry.db-wal").exists()  # closed cleanly: nothing but the file
+    make_read_only(db)
+
+    report = run_as_reader(db)
+    assert report.get("read") == ["p"], report
+    assert report.get("read_after_write") == ["p"], report
+    error = report.get("write_error", "")
+    assert f"registry {db} is read-only: cannot write" in error, report
+    assert "check the file and folder permissions" in error, report
+    assert sorted(os.listdir(db.parent)) == ["registry.db"]  # the reader created nothing
+
+
+def test_read_only_registry_in_use_by_a_writer_is_read_with_its_latest_commit(shared_dir):
+    """While another process has the registry open, its newest commits are still in the -wal
+    file: the reader must see them (an immutable open of the main file alone would not)."""
+    db = shared_dir / ".promptops" / "registry.db"
+    with LocalProvider(db) as reg:
+        reg.create_version(new("p", text("a")))
+    writer = LocalProvider(db)
+    try:
+        writer.create_version(new("q", text("b")))  # committed to the -wal; the writer stays open
+        assert db.with_name("registry.db-wal").exists() and db.with_name("registry.db-shm").exists()
+        make_read_only(db)
+        report = run_as_reader(db)
+    finally:
+        writer.close()
+    assert report.get("read") == ["p", "q"], report
+    assert "is read-only: cannot write" in report.get("write_error", ""), report
+
+
+def _as_if_read_only(monkeypatch, provider: LocalProvider) -> None:
+    """Make ``provider`` fail its ordinary open the way a read-only registry does (for root, whom
+    permissions cannot refuse), so its reads take the read-only path; other providers are unaffected."""
+    original = LocalProvider._check_schema
+
+    def check(self, conn):
+        if self is provider and not self._read_only:
+            raise sqlite3.OperationalError("attempt to write a readonly database")
+        return original(self, conn)
+
+    monkeypatch.setattr(LocalProvider, "_check_schema", check)
+
+
+def test_read_only_path_reads_without_creating_files_and_detects_a_concurrent_write(db, monkeypatch):
+    with LocalProvider(db) as reg:
+        reg.create_version(new("p", text("a")))
+    reader = LocalProvider(db)
+    _as_if_read_only(monkeypatch, reader)
+    assert set(reader.read().prompts) == {"p"}
+    assert set(reader.read().prompts) == {"p"}  # each read opens afresh: no stale cache
+    assert sorted(os.listdir(db.parent)) == ["registry.db"]
+
+    # A writer that comes and goes during an immutable read changes the file under it.
+    original = LocalProvider._read_prompts
+
+    def read_during_a_write(self, conn, names):
+        found = original(self, conn, names)
+        with LocalProvider(db) as writer:
+            writer.create_version(new("q", text("b")))
+        return found
+
+    monkeypatch.setattr(LocalProvider, "_read_prompts", read_during_a_write)
+    with pytest.raises(ProviderError, match=r"registry .*registry\.db changed while it was being read.*run the command again"):
+        reader.read()
+    monkeypatch.setattr(LocalProvider, "_read_prompts", original)
+    assert set(reader.read().prompts) == {"p", "q"}

@@ -205,7 +205,7 @@ CASES: list[Case] = [
     Case("bad-template-format", {"prompts/a.yaml": y("template_format: jinja", "template: Hi")},
          [("prompts/a.yaml:1:18", "did you mean 'jinja2'?")]),
     Case("bad-label-format-short-form", {"prompts/a.yaml": y("template: Hi", "labels: [Production]")},
-         [("prompts/a.yaml:2:10", "labels are 1-36 lowercase letters")]),
+         [("prompts/a.yaml:2:10", "labels are 1-36 lowercase ASCII letters")]),
     Case("bad-label-format-full-form",
          {"prompts/a.yaml": y("versions:", "  v1: {template: Hi}", "labels:", "  Prod: v1")},
          [("prompts/a.yaml:4:3", 'labels: key "Prod" has the wrong form')]),
@@ -218,7 +218,7 @@ CASES: list[Case] = [
     Case("symlink-pointing-outside", {"prompts/ok.yaml": OK_PROMPT},
          [("prompts/link.yaml:1:1", "file resolves outside the prompts folder")], setup=symlink_outside),
     Case("derived-name-invalid", {"prompts/my prompt.yaml": OK_PROMPT},
-         [("prompts/my prompt.yaml:1:1", "'my prompt', is not a valid prompt name")]),
+         [("prompts/my prompt.yaml:1:1", "\"my prompt\", is not a valid prompt name")]),
     # ------------------------------------------------------------------ labels and traffic
     Case("label-to-undeclared-version",
          {"prompts/a.yaml": y("versions:", "  stable: {template: Hi}", "  concise: {template: Hey}",
@@ -455,10 +455,12 @@ def test_validate_files_reports_only_the_given_files(tmp_path: Path, capsys: pyt
     assert code == 0, err
     assert "Success!" in out
 
+    # with promptops.yaml among FILES, every prompt file is checked (they all depend on it)
     code, out, err = run_validate(tmp_path, capsys, "promptops.yaml", "prompts/a.yaml")
     assert code == 1
     assert_diagnostics(err, [("promptops.yaml:3:15", "\"locl\" is not allowed"),
-                             ("prompts/a.yaml:2:1", "unknown key 'lables'")])
+                             ("prompts/a.yaml:2:1", "unknown key 'lables'"),
+                             ("prompts/b.yaml:1:14", "unclosed section {{#x}}")])
 
 
 def test_validate_files_still_checks_names_across_all_files(tmp_path: Path,
@@ -530,3 +532,91 @@ def test_shipped_examples_are_valid(capsys: pytest.CaptureFixture[str]) -> None:
     examples = Path(__file__).resolve().parent.parent / "examples"
     code, _out, err = run_validate(examples, capsys)
     assert code == 0, err
+
+
+# --------------------------------------------------------------------------- validate promptops.yaml
+
+
+LOCAL_ONLY = y("targets:", "  local:", "    provider: local")
+
+
+@pytest.mark.parametrize("files, old_config, new_config, expected", [
+    # a langfuse target is added while a prompt splits traffic: langfuse has no traffic splits
+    ({"prompts/split.yaml": TRAFFIC_OK}, LOCAL_ONLY, LOCAL_AND_LANGFUSE,
+     [("prompts/split.yaml:7:3", "target 'lf' (langfuse) has no traffic splits")]),
+    # the target a prompt's targets: names is removed
+    ({"prompts/only-lf.yaml": y("template: Hi", "targets: [lf]")}, LOCAL_AND_LANGFUSE, LOCAL_ONLY,
+     [("prompts/only-lf.yaml:2:11", "unknown target 'lf'")]),
+], ids=["target-added", "target-removed"])
+def test_validate_config_alone_checks_every_prompt_file_against_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], files: dict[str, str], old_config: str,
+        new_config: str, expected: list[tuple[str, str]]) -> None:
+    """The pre-commit hook runs `validate promptops.yaml` when a commit changes only the config;
+    a config that breaks prompt files that did not change must fail there, not on the next run."""
+    write_project(tmp_path, {**files, "prompts/ok.yaml": OK_PROMPT}, config=old_config)
+    code, out, err = run_validate(tmp_path, capsys, "promptops.yaml")
+    assert code == 0, err
+    assert "Success! promptops.yaml and 2 prompt files are valid." in out
+
+    (tmp_path / "promptops.yaml").write_text(new_config, encoding="utf-8")
+    full_code, _out, full_err = run_validate(tmp_path, capsys)
+    code, out, err = run_validate(tmp_path, capsys, "promptops.yaml")
+    assert_no_crash(out, err)
+    assert (code, full_code) == (1, 1)
+    assert "Success" not in out
+    assert_diagnostics(err, expected)
+    assert error_lines(err) == error_lines(full_err)  # the same as validating everything
+
+
+def test_validate_config_with_files_still_reports_listed_files_discovery_skips(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_project(tmp_path, {"prompts/a.yaml": OK_PROMPT, "prompts/.draft.yaml": y("template: Hi", "lables: []"),
+                             "prompts/notes.txt": "x"}, config=y("targets:", "  local:", "    provider: local"))
+    code, out, err = run_validate(tmp_path, capsys, "promptops.yaml", "prompts/.draft.yaml", "prompts/notes.txt")
+    assert_no_crash(out, err)
+    assert code == 1
+    assert_diagnostics(err, [("prompts/.draft.yaml:2:1", "unknown key 'lables'"),
+                             ("prompts/notes.txt:1:1", "not a prompt file")])
+
+
+# --------------------------------------------------------------------------- names and suffixes
+
+
+def test_non_ascii_name_is_shown_as_written_and_the_rule_says_ascii(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_project(tmp_path, {"prompts/a.yaml": y('name: "Café Olé 🚀"', "template: Hi"),
+                             "prompts/日本/挨拶.yaml": y("template: Hi"),
+                             "prompts/b.yaml": y('name: "zero\u200bwidth"', "template: Hi")})
+    code, out, err = run_validate(tmp_path, capsys)
+    assert_no_crash(out, err)
+    assert code == 1
+    assert_diagnostics(err, [
+        ("prompts/a.yaml:1:7", ('name: "Café Olé 🚀" has the wrong form', "ASCII letters, digits")),
+        ("prompts/日本/挨拶.yaml:1:1", ('the name derived from the file path, "日本/挨拶", is not a valid prompt name',
+                                      "ASCII letters, digits")),
+        # an invisible character stays visible as an escape
+        ("prompts/b.yaml:1:7", 'name: "zero\\u200bwidth" has the wrong form'),
+    ])
+    assert "\\u00e9" not in err and "\\ud83d" not in err
+
+
+def test_non_ascii_enum_value_is_shown_as_written(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_project(tmp_path, {"prompts/a.yaml": y("type: tëxt", "template: Hi")})
+    code, _out, err = run_validate(tmp_path, capsys)
+    assert code == 1
+    assert_diagnostics(err, [("prompts/a.yaml:1:7", 'type: "tëxt" is not allowed')])
+
+
+def test_prompt_file_suffix_is_matched_in_any_case(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_project(tmp_path, {"prompts/Up.YAML": OK_PROMPT, "prompts/sub/Mixed.Yml": OK_PROMPT,
+                             "prompts/.Hidden.YAML": y("lables: []"), "prompts/.hidden/x.YML": y("lables: []")})
+    code, out, err = run_validate(tmp_path, capsys)
+    assert code == 0, err
+    assert "Success! 2 prompt files are valid." in out
+
+    # validate FILES accepts them too, and the name drops the suffix whatever its case
+    (tmp_path / "prompts" / "Up.yaml").write_text(OK_PROMPT, encoding="utf-8")
+    code, out, err = run_validate(tmp_path, capsys, "prompts/Up.YAML", "prompts/sub/Mixed.Yml")
+    assert_no_crash(out, err)
+    assert code == 1
+    assert_diagnostics(err, [("prompts/Up.YAML:1:1", "prompt name 'Up' is also used by prompts/Up.yaml:1:1")])

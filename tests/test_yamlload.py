@@ -261,6 +261,40 @@ def test_problems_are_located(text: str, where: tuple[int, int], fragment: str) 
     assert load(text).diagnostics[0].hint  # every problem says how to fix it
 
 
+@pytest.mark.parametrize("text, where", [
+    ("template: Hello: {{name}}\n", (1, 16)),
+    ("template: Hi, see: {{x}}\n", (1, 18)),
+    ("a: b: {{c}}\n", (1, 5)),
+    ("messages:\n  - role: user\n    content: Note: {{x}}\n", (3, 18)),
+])
+def test_brace_after_a_second_colon_is_not_blamed_on_the_brace(text: str, where: tuple[int, int]) -> None:
+    """The value starts with a word, not '{': the unquoted ': ' inside it is the problem."""
+    loaded = load(text)
+    line, column, message = only_problem(loaded)
+    assert (line, column) == where
+    assert "a ': ' where no new key can start" in message
+    assert "quote the value if it contains ': '" in loaded.diagnostics[0].hint
+    assert "starts with '{'" not in loaded.diagnostics[0].hint
+
+
+@pytest.mark.parametrize("text, where", [
+    ("template: {{name}} says hi\n", (1, 11)),
+    ("template:   {{name}} says hi\n", (1, 13)),
+    ("labels: [production]\ntemplate: {{name}} says hi\n", (2, 11)),
+    ("messages:\n  - role: user\n    content: {{x}} hi\n", (3, 14)),
+    ("- {{x}} y\n", (1, 3)),
+    ("template:\n  {{x}} hi\n", (2, 3)),
+    ("'it''s': {{x}} y\n", (1, 10)),
+    ("\"a: b\": {{x}} y\n", (1, 9)),
+    ("http://x: {{y}} z\n", (1, 11)),
+])
+def test_value_starting_with_mustache_braces_gets_the_quote_hint(text: str, where: tuple[int, int]) -> None:
+    loaded = load(text)
+    line, column, _message = only_problem(loaded)
+    assert (line, column) == where
+    assert "a value that starts with '{' is a YAML mapping" in loaded.diagnostics[0].hint
+
+
 def test_deep_nesting_is_refused_before_anything_recursive_runs() -> None:
     for text in ("a: " + "[" * 100_000 + "]" * 100_000 + "\n", "a: " + "{b: " * 5000 + "1" + "}" * 5000 + "\n"):
         line, _column, message = only_problem(load(text))

@@ -31,6 +31,7 @@ connection from thread to thread cheaply; contention between processes is still 
 from __future__ import annotations
 
 import json
+import os
 import re
 import sqlite3
 import threading
@@ -92,6 +93,14 @@ def _is_busy(exc: sqlite3.Error) -> bool:
     return name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "database is locked" in str(exc)
 
 
+def _needs_write_access(exc: sqlite3.Error) -> bool:
+    """True when ``exc`` means SQLite could not write the registry or create a file next to it."""
+    name = getattr(exc, "sqlite_errorname", "")  # Python 3.11+
+    text = str(exc)
+    return (name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN")) or "readonly" in text
+            or "unable to open" in text)
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
@@ -108,6 +117,8 @@ class LocalProvider:
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
         self._ready = False  # schema checked and present
+        self._read_only = False  # the connection was opened read-only (we may not write the registry)
+        self._immutable: tuple | None = None  # fingerprint of the file, for an immutable connection
 
     def __repr__(self) -> str:
         return f"LocalProvider({str(self.path)!r})"
@@ -283,6 +294,7 @@ class LocalProvider:
         """Close the connection (a later call opens it again)."""
         with self._lock:
             conn, self._conn, self._ready = self._conn, None, False
+            self._read_only, self._immutable = False, None
             if conn is not None:
                 conn.close()
 
@@ -312,9 +324,11 @@ class LocalProvider:
 
         Commits when the body returns, rolls back on any exception. sqlite3 errors are translated here.
         """
-        with self._lock, self._translate(what):
-            conn = self._connect(create=create)
+        with self._lock, self._translate(what, write=write):
+            conn = self._connect(create=create, write=write)
             if conn is None:
+                if self._immutable is not None:
+                    self.close()  # an empty database: nothing was read, nothing to check
                 yield None
                 return
             conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
@@ -327,20 +341,36 @@ class LocalProvider:
                         conn.execute("ROLLBACK")
                     except sqlite3.Error:
                         pass  # the original error is the one to report; SQLite rolls back on its own
+                if self._immutable is not None:
+                    self.close()
                 raise
+            if self._immutable is not None:
+                self._end_immutable_read()
 
-    def _connect(self, *, create: bool) -> sqlite3.Connection | None:
-        """The open connection to an initialised registry, or None when there is none and not create."""
+    def _connect(self, *, create: bool, write: bool) -> sqlite3.Connection | None:
+        """The open connection to an initialised registry, or None when there is none and not create.
+
+        A registry we may read but not write (its file or its folder is read-only to us) is opened
+        read-only for reads; see :meth:`_open_read_only`. A write never uses such a connection.
+        """
+        if self._conn is not None and write and self._read_only:
+            self.close()  # opened read-only for an earlier read: let the write meet the real error
         if self._conn is None:
             if not create and not self.path.exists():
                 return None
             if create:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-            uri = self.path.resolve().as_uri() + ("?mode=rwc" if create else "?mode=rw")
-            self._conn = sqlite3.connect(uri, uri=True, timeout=self.timeout, isolation_level=None,
-                                         check_same_thread=False)
+            self._conn = self._open("rwc" if create else "rw")
         try:
-            if not self._ready:
+            try:
+                if not self._ready:
+                    self._ready = self._check_schema(self._conn)
+            except sqlite3.OperationalError as exc:
+                if write or self._read_only or not _needs_write_access(exc):
+                    raise
+                # WAL needs to create (or write) registry.db-shm next to the file even to read.
+                self.close()
+                self._open_read_only()
                 self._ready = self._check_schema(self._conn)
             if not self._ready and create:
                 self._initialise(self._conn)
@@ -349,6 +379,44 @@ class LocalProvider:
             self.close()
             raise
         return self._conn if self._ready else None
+
+    def _open(self, mode: str, extra: str = "") -> sqlite3.Connection:
+        uri = f"{self.path.resolve().as_uri()}?mode={mode}{extra}"
+        return sqlite3.connect(uri, uri=True, timeout=self.timeout, isolation_level=None, check_same_thread=False)
+
+    def _open_read_only(self) -> None:
+        """Open a registry we may read but not write, for reading.
+
+        With a ``-wal`` file present, another connection has the registry open (or one ended
+        without cleaning up): its latest commits may be in that file, so read through it
+        (``mode=ro``, which uses the existing ``-shm`` read-only). Without one, the main file holds
+        everything and is opened ``immutable`` (no ``-shm`` needed). Immutable means SQLite takes
+        no locks and assumes nobody writes, so the file is fingerprinted before opening and checked
+        after every transaction (:meth:`_end_immutable_read`); such a connection serves one
+        transaction only, so it never answers from a cache that a writer has made stale.
+        """
+        if self.path.with_name(self.path.name + "-wal").exists():
+            self._conn, self._read_only = self._open("ro"), True
+            return
+        fingerprint = self._fingerprint()
+        self._conn, self._read_only = self._open("ro", "&immutable=1"), True
+        self._immutable = fingerprint
+
+    def _fingerprint(self) -> tuple[int, int, int, bool]:
+        stat = self.path.stat()
+        return stat.st_ino, stat.st_size, stat.st_mtime_ns, self.path.with_name(self.path.name + "-wal").exists()
+
+    def _end_immutable_read(self) -> None:
+        """Close the one-transaction immutable connection; fail if the registry changed meanwhile."""
+        before = self._immutable
+        self.close()
+        try:
+            changed = self._fingerprint() != before
+        except OSError:
+            changed = True
+        if changed:
+            raise ProviderError(f"registry {self.path} changed while it was being read (it is read-only to "
+                                "promptops, so it was read without locking); run the command again")
 
     def _check_schema(self, conn: sqlite3.Connection) -> bool:
         """True for a promptops registry, False for an empty database, ProviderError otherwise."""
@@ -415,17 +483,17 @@ class LocalProvider:
                 time.sleep(0.01)
 
     @contextmanager
-    def _translate(self, what: str) -> Iterator[None]:
+    def _translate(self, what: str, *, write: bool = False) -> Iterator[None]:
         """The one place sqlite3 and file-system errors become ProviderErrors that say what to do."""
         try:
             yield
         except sqlite3.Error as exc:
-            raise ProviderError(self._explain(what, exc)) from exc
+            raise ProviderError(self._explain(what, exc, write=write)) from exc
         except OSError as exc:
             raise ProviderError(f"cannot create registry {self.path}: {exc.strerror or exc}; "
                                 "check the target's path and the directory's permissions") from exc
 
-    def _explain(self, what: str, exc: sqlite3.Error) -> str:
+    def _explain(self, what: str, exc: sqlite3.Error, *, write: bool = False) -> str:
         name = getattr(exc, "sqlite_errorname", "")  # Python 3.11+
         text = str(exc)
         if _is_busy(exc):
@@ -434,12 +502,38 @@ class LocalProvider:
         if name.startswith("SQLITE_NOTADB") or "not a database" in text:
             return (f"{self.path} is not a promptops registry (not a SQLite database); "
                     "move it away or set the target's path to another file")
+        if write and (_needs_write_access(exc) or self._not_writable()) and self._readable():
+            return (f"registry {self.path} is read-only: cannot write, so could not {what}{self._why_read_only()}; "
+                    "check the file and folder permissions")
         if name.startswith("SQLITE_CANTOPEN") or "unable to open" in text:
             return f"cannot open registry {self.path}; check that the path is a file you can read and write"
         if name.startswith("SQLITE_READONLY") or "readonly" in text:
-            return f"registry {self.path} is read-only (could not {what}); check the file's permissions"
+            return (f"registry {self.path} is read-only and could not be read ({text}); check the file and "
+                    "folder permissions")
         if name.startswith("SQLITE_CORRUPT") or "malformed" in text:
             return f"registry {self.path} is corrupted ({text}); restore it from a backup"
         if name.startswith("SQLITE_FULL") or "is full" in text:
             return f"cannot {what}: the disk holding registry {self.path} is full"
         return f"registry {self.path}: could not {what}: {text}"
+
+    def _readable(self) -> bool:
+        """True when the registry file can be read (or does not exist yet)."""
+        return not self.path.exists() or os.access(self.path, os.R_OK)
+
+    def _not_writable(self) -> bool:
+        try:
+            return self.path.exists() and not (os.access(self.path, os.W_OK) and os.access(self.path.parent, os.W_OK))
+        except OSError:
+            return False
+
+    def _why_read_only(self) -> str:
+        """Which of the file and its folder we may not write, when that can be told."""
+        file_ok = not self.path.exists() or os.access(self.path, os.W_OK)
+        folder_ok = os.access(self.path.parent, os.W_OK)
+        if not file_ok and not folder_ok:
+            return " (neither the file nor its folder is writable)"
+        if not file_ok:
+            return " (the file is not writable)"
+        if not folder_ok:
+            return f" (its folder is not writable, and SQLite creates {self.path.name}-wal and -shm files there)"
+        return ""
