@@ -39,10 +39,11 @@ import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Collection, Iterator, Mapping
+from typing import Any, Collection, ContextManager, Iterator, Mapping
 
 from ..digest import canonical_json, content_digest
 from ..errors import ProviderError
+from ..locking import file_lock
 from ..model import RemotePrompt, RemoteState, RemoteVersion
 from .base import CAPABILITIES, NewVersion
 
@@ -130,6 +131,18 @@ class LocalProvider:
         self.close()
 
     # ----------------------------------------------------------------------- reads
+
+    def lock(self, timeout: float) -> ContextManager[None]:
+        """The apply lock: an flock on ``<registry>.lock`` beside the registry file (created on
+        first apply), so a second promptops process waits or stops instead of racing."""
+        return file_lock(Path(f"{self.path}.lock"), timeout=timeout, what=f"registry {self.path}")
+
+    def list_names(self) -> list[str]:
+        """Every prompt name in the registry, sorted (an empty list for a missing registry)."""
+        with self._transaction("read", write=False) as conn:
+            if conn is None:
+                return []
+            return [row[0] for row in conn.execute("SELECT name FROM prompts ORDER BY name")]
 
     def read(self, names: Collection[str] | None = None) -> RemoteState:
         """The named prompts (all when None). A missing registry reads as empty and is not created."""
