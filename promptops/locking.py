@@ -28,8 +28,12 @@ def file_lock(path: Path, *, timeout: float, what: str) -> Iterator[None]:
     Waits up to ``timeout`` seconds (0: do not wait), then raises LockError naming ``what`` and the
     process id of the holder.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise LockError(f"cannot lock {what}: {exc.strerror} ({path}); applying needs write access to "
+                        "its folder, so check the file and folder permissions") from None
     try:
         deadline = time.monotonic() + timeout
         while True:

@@ -71,8 +71,7 @@ def load_project(root: Path, only: Sequence[Path] | None = None) -> Project:
                 f"prompts folder {config.prompts!r} {problem} (paths are relative to the project directory)",
                 "create it, or correct prompts:"))
         elif not diags:
-            raise ConfigError(f"no prompts folder {config.prompts}/ in {root}; run `promptops init`, "
-                              f"or set prompts: in {CONFIG_FILE}")
+            raise ConfigError(_no_prompts_folder(root, config.prompts))
         return project
     paths = discover(prompts_dir)
     selected: set[str] | None = None
@@ -126,6 +125,16 @@ def load_project(root: Path, only: Sequence[Path] | None = None) -> Project:
     project.specs.sort(key=lambda s: s.name)
     project.diagnostics.sort()
     return project
+
+
+def _no_prompts_folder(root: Path, prompts: str) -> str:
+    """The message for a directory without a prompts folder: inside a project (a parent holds
+    promptops.yaml or a prompts folder), point there instead of suggesting a nested init."""
+    for parent in root.parents:
+        if (parent / CONFIG_FILE).is_file() or (root.is_relative_to(parent / "prompts") and (parent / "prompts").is_dir()):
+            return (f"no prompts folder {prompts}/ in {root}; this is inside the project at {parent}: "
+                    f"run promptops there, or use -C {os.path.relpath(parent, Path.cwd())}")
+    return f"no prompts folder {prompts}/ in {root}; run `promptops init`, or set prompts: in {CONFIG_FILE}"
 
 
 def discover(prompts_dir: Path) -> list[Path]:

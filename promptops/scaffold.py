@@ -41,7 +41,7 @@ PRE_COMMIT_HOOK = """\
         name: promptops validate
         entry: promptops validate
         language: system
-        files: ^(prompts/.*\\.ya?ml|promptops\\.yaml)$
+        files: (?i)^(prompts/.*\\.ya?ml|promptops\\.yaml)$
 """
 PRE_COMMIT = "repos:\n" + PRE_COMMIT_HOOK
 

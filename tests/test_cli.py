@@ -327,3 +327,11 @@ def test_ctrl_c_during_apply_stops_and_reports(tmp_path):
     assert "Error: apply interrupted: interrupted (Ctrl-C)" in err and "Not applied: " in err
     created = sum(versions_in(tmp_path / ".promptops/registry.db").values())
     assert 0 < created < 600
+
+
+def test_running_inside_the_project_points_at_its_root(cli, examples, monkeypatch):
+    monkeypatch.chdir(examples / "prompts" / "support")
+    r = cli("plan")
+    assert r.code == 1
+    assert r.err == (f"Error: no prompts folder prompts/ in {examples / 'prompts' / 'support'}; this is inside the "
+                     f"project at {examples}: run promptops there, or use -C ../..\n")
