@@ -11,7 +11,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 from urllib.parse import urlsplit
 
 from .errors import ConfigError, Diagnostic
@@ -59,6 +59,21 @@ class Target:
             # a single-pointer platform maps exactly one label onto its pointer
             return label == (self.labels[0] if self.labels else "production")
         return self.labels is None or label in self.labels
+
+    def gaps(self, ptype: str, fmt: str, labels: Iterable[str], traffic_labels: Iterable[str]
+             ) -> list[tuple[str, str]]:
+        """What of a prompt this target cannot represent, as (field, value) pairs: ("type", ptype),
+        ("template_format", fmt), ("label", a reserved label), ("traffic", a managed label whose
+        split the provider cannot hold). Empty when the target can hold the prompt as declared.
+        validate and the planner both ask this, and word the answer each for its place."""
+        caps = self.capabilities
+        found = [("type", ptype)] if ptype not in caps.types else []
+        if fmt not in caps.template_formats:
+            found.append(("template_format", fmt))
+        found += [("label", label) for label in labels if label in caps.reserved_labels]
+        if not caps.traffic:
+            found += [("traffic", label) for label in traffic_labels if self.manages_label(label)]
+        return found
 
     def secret(self, key: str) -> str:
         """The credential value from the environment; ConfigError naming the variable if unset."""

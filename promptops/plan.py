@@ -210,20 +210,21 @@ def _delete(remote: RemotePrompt) -> DeletePrompt:
 
 
 def _check_capabilities(specs: Iterable[PromptSpec], target: Target) -> None:
-    caps = target.capabilities
+    """The planner's guard: the gaps validate reports with positions (``Target.gaps``), for plans
+    made from specs that were not validated. Reserved labels are not an error here: the target
+    does not manage them, so the planner leaves them alone."""
     problems = []
+    who = f"target {target.name!r} ({target.provider})"
     for spec in specs:
         where = f"{spec.path}: prompt {spec.name!r}"
-        if spec.type not in caps.types:
-            problems.append(f"{where} is a {spec.type} prompt, which target {target.name!r} ({target.provider}) cannot hold")
-        if spec.template_format not in caps.template_formats:
-            problems.append(f"{where} uses {spec.template_format} templates, which target {target.name!r} "
-                            f"({target.provider}) does not support")
-        if not caps.traffic:
-            split = [label for label in spec.traffic if target.manages_label(label)]
-            if split:
-                problems.append(f"{where} declares traffic for {', '.join(split)}, but target {target.name!r} "
-                                f"({target.provider}) has no traffic splits; add targets: to leave it out")
+        gaps = target.gaps(spec.type, spec.template_format, spec.labels, spec.traffic)
+        if ("type", spec.type) in gaps:
+            problems.append(f"{where} is a {spec.type} prompt, which {who} cannot hold")
+        if ("template_format", spec.template_format) in gaps:
+            problems.append(f"{where} uses {spec.template_format} templates, which {who} does not support")
+        split = [value for field, value in gaps if field == "traffic"]
+        if split:
+            problems.append(f"{where} declares traffic for {', '.join(split)}, but {who} has no traffic splits; "
+                            "add targets: to leave it out")
     if problems:
         raise PlanError("the files ask for what the target cannot represent:\n  " + "\n  ".join(problems))
-

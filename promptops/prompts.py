@@ -532,8 +532,9 @@ class _FileCheck:
 
     def _capabilities(self, ptype: str, fmt: str, labels: Mapping[str, str],
                       traffic: Mapping[str, Any]) -> None:
-        """What each managing target cannot represent is an error naming the target (never a
-        silent drop), with a hint to fix the file or to leave that target out with ``targets:``."""
+        """What each managing target cannot represent (``Target.gaps``) is an error naming the
+        target (never a silent drop), with a hint to fix the file or to leave that target out with
+        ``targets:``."""
         chosen = self.data.get("targets")
         content_key = next((k for k in ("versions", "messages", "template") if k in self.data), None)
         for target in self.config.targets.values():
@@ -544,33 +545,31 @@ class _FileCheck:
             leave_out = (f"add targets: [{', '.join(others)}] to leave {target.name!r} out" if others
                          else "")
             who = f"target {target.name!r} ({target.provider})"
-            if ptype not in caps.types:
-                where = ("type",) if "type" in self.data else ((content_key,) if content_key else ())
-                supported = " or ".join(sorted(caps.types))
-                self.add(where, f"{who} cannot hold {ptype} prompts, only {supported}",
-                         _either(f"write it as a {supported} prompt with "
-                                 + ("template:" if supported == "text" else "messages:"), leave_out),
-                         key="type" not in self.data)
-            if fmt not in caps.template_formats:
-                where = ("template_format",) if "template_format" in self.data else (
-                    (content_key,) if content_key else ())
-                self.add(where, f"{who} does not support {fmt} templates"
-                         + ("" if "template_format" in self.data else f", and {fmt} is the default template_format"),
-                         _either(f"set template_format: {' or '.join(sorted(caps.template_formats))}", leave_out),
-                         key="template_format" not in self.data)
-            for label in labels:
-                if label in caps.reserved_labels:
-                    self.add(("labels", label) if "versions" in self.data else ("labels",),
-                             f"label {label!r} is reserved on {who}: the platform manages it",
+            for field, value in target.gaps(ptype, fmt, labels, traffic):
+                if field == "type":
+                    where = ("type",) if "type" in self.data else ((content_key,) if content_key else ())
+                    supported = " or ".join(sorted(caps.types))
+                    self.add(where, f"{who} cannot hold {ptype} prompts, only {supported}",
+                             _either(f"write it as a {supported} prompt with "
+                                     + ("template:" if supported == "text" else "messages:"), leave_out),
+                             key="type" not in self.data)
+                elif field == "template_format":
+                    where = ("template_format",) if "template_format" in self.data else (
+                        (content_key,) if content_key else ())
+                    self.add(where, f"{who} does not support {fmt} templates"
+                             + ("" if "template_format" in self.data else f", and {fmt} is the default template_format"),
+                             _either(f"set template_format: {' or '.join(sorted(caps.template_formats))}", leave_out),
+                             key="template_format" not in self.data)
+                elif field == "label":
+                    self.add(("labels", value) if "versions" in self.data else ("labels",),
+                             f"label {value!r} is reserved on {who}: the platform manages it",
                              _either("remove it from labels:", leave_out), key=True)
-            if not caps.traffic:
-                for label in traffic:
-                    if target.manages_label(label):
-                        with_traffic = sorted(k for k, c in CAPABILITIES.items() if c.traffic)
-                        self.add(("traffic", label), f"{who} has no traffic splits, so traffic for {label!r} "
-                                 "cannot be represented",
-                                 leave_out or f"remove traffic:, or use a target whose provider has traffic "
-                                 f"splits ({', '.join(with_traffic)})", key=True)
+                else:  # traffic
+                    with_traffic = sorted(k for k, c in CAPABILITIES.items() if c.traffic)
+                    self.add(("traffic", value), f"{who} has no traffic splits, so traffic for {value!r} "
+                             "cannot be represented",
+                             leave_out or f"remove traffic:, or use a target whose provider has traffic "
+                             f"splits ({', '.join(with_traffic)})", key=True)
 
 
 def _infer_type(versions_raw: Mapping[str, tuple[tuple, dict]]) -> str:

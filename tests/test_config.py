@@ -254,3 +254,14 @@ def test_prompts_position_is_kept_for_a_located_error(tmp_path: Path) -> None:
     assert config.prompts == "src/prompts"
     assert config.prompts_at == (2, 12)
     assert load_config(tmp_path / "nowhere")[0].prompts_at is None
+
+
+def test_gaps_name_what_a_target_cannot_represent() -> None:
+    lab = Target("lab", "promptlab")
+    assert lab.gaps("chat", "mustache", ["production"], ["production", "staging"]) == [("type", "chat")]
+    fuse = Target("prod", "langfuse", labels=("production",))
+    assert fuse.gaps("text", "mustache", ["latest", "production"], ["production", "staging"]) == [
+        ("label", "latest"), ("traffic", "production")]  # staging is not managed by this target
+    layer = Target("pl", "promptlayer")
+    assert layer.gaps("text", "mustache", [], []) == [("template_format", "mustache")]
+    assert Target("local", "local").gaps("chat", "jinja2", ["latest"], ["production"]) == []
