@@ -30,7 +30,7 @@ from .model import (
     snapshot_of,
 )
 from .providers.base import NewVersion, Provider
-from .render import describe_action, version_label
+from .render import describe_action, plural, version_label
 
 Progress = Callable[[str], None]
 
@@ -45,16 +45,12 @@ class ApplyResult:
     def summary(self) -> str:
         c = self.counts
         return ("Apply complete! "
-                f"{_n(c.get('create_version', 0), 'version')} created, "
-                f"{_n(c.get('move_label', 0), 'label')} moved, "
-                + (f"{_n(c['remove_label'], 'label')} removed, " if c.get("remove_label") else "")
-                + f"{_n(c.get('set_traffic', 0), 'traffic split')} changed, "
-                + (f"{_n(c['update_metadata'], 'metadata update')} made, " if c.get("update_metadata") else "")
-                + f"{_n(c.get('delete_prompt', 0), 'prompt')} deleted.")
-
-
-def _n(count: int, noun: str) -> str:
-    return f"{count} {noun}{'' if count == 1 else 's'}"
+                f"{plural(c.get('create_version', 0), 'version')} created, "
+                f"{plural(c.get('move_label', 0), 'label')} moved, "
+                + (f"{plural(c['remove_label'], 'label')} removed, " if c.get("remove_label") else "")
+                + f"{plural(c.get('set_traffic', 0), 'traffic split')} changed, "
+                + (f"{plural(c['update_metadata'], 'metadata update')} made, " if c.get("update_metadata") else "")
+                + f"{plural(c.get('delete_prompt', 0), 'prompt')} deleted.")
 
 
 def check_fresh(plan: Plan, provider: Provider) -> None:

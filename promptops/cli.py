@@ -15,10 +15,9 @@ from typing import Sequence
 import click
 
 from . import __version__
+from .commands import App, apply_cmd, init_cmd, plan_cmd, render_cmd, resolve_cmd, show_cmd, validate_cmd
 from .errors import ApplyFailed, ConfigError, PromptOpsError, ValidationFailed
-
-FORMATS = ("text", "json", "markdown")
-
+from .render import plural
 
 def _wants_color(no_color: bool) -> bool:
     # NO_COLOR (https://no-color.org) and non-TTY output disable colour, as terraform does.
@@ -35,8 +34,6 @@ def _wants_color(no_color: bool) -> bool:
 def cli(ctx: click.Context, directory: str, debug: bool, no_color: bool) -> None:
     """promptops keeps prompts as code: plan and apply prompt templates, labels and traffic splits
     to prompt-management platforms, terraform-style."""
-    from .commands import App
-
     try:
         os.chdir(directory)  # like git -C / terraform -chdir: every path is relative to DIR
     except OSError as exc:
@@ -44,16 +41,8 @@ def cli(ctx: click.Context, directory: str, debug: bool, no_color: bool) -> None
     ctx.obj = App(Path.cwd(), _wants_color(no_color), directory)
 
 
-def _register() -> None:
-    from .commands import (  # imported here so `promptops --version` stays fast
-        apply_cmd, init_cmd, plan_cmd, render_cmd, resolve_cmd, show_cmd, validate_cmd,
-    )
-
-    for command in (init_cmd, validate_cmd, plan_cmd, apply_cmd, show_cmd, render_cmd, resolve_cmd):
-        cli.add_command(command)
-
-
-_register()
+for _command in (init_cmd, validate_cmd, plan_cmd, apply_cmd, show_cmd, render_cmd, resolve_cmd):
+    cli.add_command(_command)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -107,7 +96,7 @@ def _report_apply_failure(exc: ApplyFailed, shown: int = 10) -> None:
     for title, actions in (("Applied before the stop", exc.done), ("Not applied", exc.not_done)):
         if not actions:
             continue
-        _err(f"\n{title}: {len(actions)} action{'s' if len(actions) != 1 else ''}")
+        _err(f"\n{title}: {plural(len(actions), 'action')}")
         for line in actions[:shown]:
             _err(f"  - {line}")
         if len(actions) > shown:

@@ -9,14 +9,15 @@ import click
 
 from . import render as rendering
 from .apply import apply_plan, check_fresh
-from .config import CONFIG_FILE, Target
-from .errors import ConfigError, PromptOpsError, ValidationFailed
+from .config import CONFIG_FILE, Config, Target, load_config
+from .errors import ConfigError, ValidationFailed
 from .model import Plan
 from .plan import build_plan
 from .planfile import read_plan, write_plan
 from .prompts import Project, load_project
 from .providers import open_provider
 from .vcs import head
+
 
 class App:
     """Per-invocation settings shared by the commands: the project directory (the process works in
@@ -113,15 +114,11 @@ def init_cmd(app: App, force: bool) -> int:
 def validate_cmd(app: App, files: tuple[Path, ...]) -> int:
     """Check prompt files offline (all of them, or FILES): schema, references, weights, template
     syntax, variables, and what each target can represent. Exit 1 on any error."""
-    project = load_project(app.root, list(files) if files else None)
-    for diagnostic in project.diagnostics:
-        _echo(diagnostic.format(), err=True)
-    if project.errors:
-        raise PromptOpsError(str(ValidationFailed(project.errors)))
+    project = _load(app, list(files) if files else None)
     n = len(project.files)
     checked = [CONFIG_FILE] if any(Path(f).name == CONFIG_FILE for f in files) else []
     if n or not checked:
-        checked.append(f"{n} prompt file{'s' if n != 1 else ''}")
+        checked.append(rendering.plural(n, "prompt file"))
     verb = "are" if len(checked) > 1 or n > 1 or (n == 0 and not files) else "is"
     _echo(f"Success! {' and '.join(checked)} {verb} valid.")
     return 0
@@ -240,12 +237,10 @@ def _apply_saved(app: App, planfile: Path, target_name: str | None, lock_timeout
     return 0
 
 
-def load_project_config(app: Any) -> Any:
-    """Only promptops.yaml (applying a saved plan does not read prompt files)."""
-    from .config import load_config
-
+def load_project_config(app: App) -> Config:
+    """Only promptops.yaml (applying a saved plan or resolving does not read prompt files)."""
     config, diags = load_config(app.root.resolve())
-    if [d for d in diags if d.severity == "error"]:
+    if any(d.severity == "error" for d in diags):
         raise ValidationFailed(diags)
     return config
 

@@ -46,7 +46,7 @@ class ValidationFailed(PromptOpsError):
     def __init__(self, diagnostics: Iterable[Diagnostic]):
         self.diagnostics = tuple(sorted(diagnostics))
         errors = sum(1 for d in self.diagnostics if d.severity == "error")
-        files = len({d.file for d in self.diagnostics})
+        files = len({d.file for d in self.diagnostics if d.severity == "error"})
         super().__init__(f"{errors} error{'s' if errors != 1 else ''} in {files} file{'s' if files != 1 else ''}")
 
 

@@ -222,7 +222,7 @@ def _check_capabilities(specs: Iterable[PromptSpec], target: Target) -> None:
             problems.append(f"{where} is a {spec.type} prompt, which {who} cannot hold")
         if ("template_format", spec.template_format) in gaps:
             problems.append(f"{where} uses {spec.template_format} templates, which {who} does not support")
-        split = [value for field, value in gaps if field == "traffic"]
+        split = [value for gap, value in gaps if gap == "traffic"]
         if split:
             problems.append(f"{where} declares traffic for {', '.join(split)}, but {who} has no traffic splits; "
                             "add targets: to leave it out")

@@ -545,22 +545,22 @@ class _FileCheck:
             leave_out = (f"add targets: [{', '.join(others)}] to leave {target.name!r} out" if others
                          else "")
             who = f"target {target.name!r} ({target.provider})"
-            for field, value in target.gaps(ptype, fmt, labels, traffic):
-                if field == "type":
+            for gap, value in target.gaps(ptype, fmt, labels, traffic):
+                if gap == "type":
                     where = ("type",) if "type" in self.data else ((content_key,) if content_key else ())
                     supported = " or ".join(sorted(caps.types))
                     self.add(where, f"{who} cannot hold {ptype} prompts, only {supported}",
                              _either(f"write it as a {supported} prompt with "
                                      + ("template:" if supported == "text" else "messages:"), leave_out),
                              key="type" not in self.data)
-                elif field == "template_format":
+                elif gap == "template_format":
                     where = ("template_format",) if "template_format" in self.data else (
                         (content_key,) if content_key else ())
                     self.add(where, f"{who} does not support {fmt} templates"
                              + ("" if "template_format" in self.data else f", and {fmt} is the default template_format"),
                              _either(f"set template_format: {' or '.join(sorted(caps.template_formats))}", leave_out),
                              key="template_format" not in self.data)
-                elif field == "label":
+                elif gap == "label":
                     self.add(("labels", value) if "versions" in self.data else ("labels",),
                              f"label {value!r} is reserved on {who}: the platform manages it",
                              _either("remove it from labels:", leave_out), key=True)

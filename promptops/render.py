@@ -240,8 +240,9 @@ def _metadata_value(key: str, value: Any) -> str:
     return _compact(value)
 
 
-def _plural(n: int, noun: str, plural: str | None = None) -> str:
-    return f"{n} {noun if n == 1 else (plural or noun + 's')}"
+def plural(n: int, noun: str, many: str | None = None) -> str:
+    """``1 version``, ``2 versions`` (``many`` for irregular plurals)."""
+    return f"{n} {noun if n == 1 else (many or noun + 's')}"
 
 
 # --------------------------------------------------------------------------- content diff
@@ -440,7 +441,7 @@ def _delete_prompt(action: DeletePrompt) -> list[_Line]:
     versions = [version_label(str(v)) for v in action.versions]
     body = "prompt"
     if versions:
-        body += f" and its {_plural(len(versions), 'version')} ({', '.join(versions)})"
+        body += f" and its {plural(len(versions), 'version')} ({', '.join(versions)})"
     if action.outside_promptops:
         body += f" ({OUTSIDE})"
     return [_item(_ACTION_INDENT, "-", body)]
@@ -503,15 +504,15 @@ def summary_line(plan: Plan) -> str:
         return NO_CHANGES
     n = plan.summary
     parts = [
-        _plural(n["create_version"], "version") + " to create",
-        _plural(n["move_label"], "label") + " to move",
+        plural(n["create_version"], "version") + " to create",
+        plural(n["move_label"], "label") + " to move",
     ]
     if n["remove_label"]:
-        parts.append(_plural(n["remove_label"], "label") + " to remove")
-    parts.append(_plural(n["set_traffic"], "traffic split") + " to change")
+        parts.append(plural(n["remove_label"], "label") + " to remove")
+    parts.append(plural(n["set_traffic"], "traffic split") + " to change")
     if n["update_metadata"]:
-        parts.append(_plural(n["update_metadata"], "metadata update"))
-    parts.append(_plural(n["delete_prompt"], "prompt") + " to delete")
+        parts.append(plural(n["update_metadata"], "metadata update"))
+    parts.append(plural(n["delete_prompt"], "prompt") + " to delete")
     return "Plan: " + ", ".join(parts) + "."
 
 
