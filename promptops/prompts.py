@@ -22,7 +22,7 @@ from .model import PromptSpec, VersionSpec
 from .providers.base import CAPABILITIES
 from .schemas import schema_diagnostics, show
 from .templates import analyze
-from .yamlload import MAX_BYTES, Loaded, load_yaml_file
+from .yamlload import MAX_BYTES, Loaded, load_yaml, load_yaml_file
 
 KNOWN_ROLES = ("system", "developer", "user", "assistant", "tool")
 SHORT_FORM_VERSION = "default"
@@ -203,11 +203,12 @@ def _peek_name(path: Path, config: Config) -> tuple[str, tuple[int, int]] | None
     try:
         if path.stat().st_size > MAX_BYTES:
             return None
-        if b"name" not in path.read_bytes():
-            return derived, (1, 1)
+        raw = path.read_bytes()
     except OSError:
         return None
-    loaded = load_yaml_file(path, _display(path, config.root))
+    if b"name" not in raw:
+        return derived, (1, 1)
+    loaded = load_yaml(raw, _display(path, config.root))
     if loaded.diagnostics or not isinstance(loaded.data, dict):
         return None
     if "name" not in loaded.data:
