@@ -30,7 +30,7 @@ from .model import (
     snapshot_of,
 )
 from .providers.base import NewVersion, Provider
-from .render import describe_action, plural, version_label
+from .render import describe_action, plural, remote_split, version_label
 
 Progress = Callable[[str], None]
 
@@ -91,16 +91,12 @@ def _describe_diff(before: Mapping, after: Mapping) -> str:
     for label in sorted(set(before["traffic"]) | set(after["traffic"])):
         old, new = before["traffic"].get(label), after["traffic"].get(label)
         if old != new:
-            parts.append(f"traffic {label} {_split(old)} -> {_split(new)}")
+            parts.append(f"traffic {label} {remote_split(old)} -> {remote_split(new)}")
     if before["tags"] != after["tags"]:
         parts.append(f"tags {before['tags']} -> {after['tags']}")
     if before["description"] != after["description"]:
         parts.append("description changed")
     return ", ".join(parts) or "changed"
-
-
-def _split(weights: Mapping[str, int] | None) -> str:
-    return ", ".join(f"{version_label(v)} {w}%" for v, w in weights.items()) if weights else "(no split)"
 
 
 def apply_plan(plan: Plan, provider: Provider, *, concurrency: int = 1, progress: Progress = lambda _: None

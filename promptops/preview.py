@@ -10,7 +10,7 @@ import yaml
 from .errors import ConfigError, PromptOpsError
 from .model import PromptSpec, VersionSpec
 from .prompts import Project, load_project
-from .render import version_label
+from .render import remote_split, version_label
 from .resolve import resolve
 from .templates import render
 
@@ -125,7 +125,7 @@ def resolve_report(provider: Any, root: Path, name: str, label: str, user: str, 
     shown = version_label(result.version_id) + (f" ({key})" if key else "")
     lines = [f"{name} {label} -> {shown} for user {user!r}"]
     if result.weights:
-        split = ", ".join(f"{version_label(v)} {w}%" for v, w in result.weights.items())
+        split = remote_split(result.weights)
         lines.append(f"  bucket {result.bucket} of 10000 under the split {split}")
     else:
         lines.append("  no traffic split: every user gets this version")

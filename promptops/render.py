@@ -227,6 +227,11 @@ def _split(weights: Mapping[str, int] | None) -> str:
     return ", ".join(shown)
 
 
+def remote_split(weights: Mapping[str, int] | None) -> str:
+    """A split keyed by remote version ids: ``v1 90%, v2 10%``; ``(no split)`` for None."""
+    return _split({f"remote:{v}": w for v, w in weights.items()} if weights else None)
+
+
 def _compact(value: Any) -> str:
     """A value on one line, as JSON (``0.3``, ``"x"``, ``["\\n\\n", "END"]``)."""
     return _esc(json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(", ", ": ")))

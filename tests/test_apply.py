@@ -124,3 +124,14 @@ def test_check_fresh_names_what_changed(examples, tmp_path):
     registry.remove_label("summarizer", "staging")
     with pytest.raises(StalePlanError, match=r"summarizer: label staging removed\)"):
         check_fresh(plan, registry)
+
+
+def test_stale_message_names_a_changed_traffic_split(examples, tmp_path):
+    registry = LocalProvider(tmp_path / "r.db")
+    apply_plan(plan_for(examples, registry), registry)
+    text = (examples / "prompts/support/reply.yaml").read_text()
+    (examples / "prompts/support/reply.yaml").write_text(text.replace("{stable: 90, concise: 10}", "{stable: 80, concise: 20}"))
+    plan = plan_for(examples, registry)
+    registry.set_traffic("support/reply", "production", None)
+    with pytest.raises(StalePlanError, match=r"support/reply: traffic production v1 90%, v2 10% -> \(no split\)\)"):
+        check_fresh(plan, registry)
