@@ -106,11 +106,12 @@ def plan_prompt(spec: PromptSpec, remote: RemotePrompt | None, target: Target) -
         rv = remote.version(remote_id)
         return VersionRef(remote_id, key_of_digest.get(rv.digest) if rv else None)
 
-    def chosen(key: str, current: str | None) -> str | None:
-        """The remote id serving local version ``key``: ``current`` if it has the content, else the
-        newest remote version with it; None when it must be created."""
+    def chosen(key: str, *current: str | None) -> str | None:
+        """The remote id serving local version ``key``: the first of ``current`` that has the
+        content (so nothing moves needlessly), else the newest remote version with it; None when it
+        must be created."""
         ids = by_digest.get(spec.versions[key].digest, [])
-        return current if current in ids else (ids[-1] if ids else None)
+        return next((c for c in current if c in ids), ids[-1] if ids else None)
 
     actions: list[Action] = []
     for key, version in spec.versions.items():
@@ -168,12 +169,8 @@ def _traffic(spec: PromptSpec, remote: RemotePrompt, label: str, chosen, ref) ->
     current = remote.traffic.get(label)
     to_remote: dict[str, str | None] = {}
     if desired is not None:
-        current_ids = set(current or {})
-        for key in desired:
-            # prefer the id already in the split, so a re-plan after apply is a no-op
-            keep = next((i for i in current_ids if remote.version(i) and
-                         remote.version(i).digest == spec.versions[key].digest), None)
-            to_remote[key] = chosen(key, keep)
+        # prefer the ids already in the split, so a re-plan after apply is a no-op
+        to_remote = {key: chosen(key, *(current or {})) for key in desired}
         resolved = None if None in to_remote.values() else {to_remote[k]: w for k, w in desired.items()}
         if resolved is not None and current is not None and dict(current) == resolved:
             return None

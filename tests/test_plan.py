@@ -221,3 +221,13 @@ def test_undeclared_remote_prompts_are_named_not_silently_ignored():
     assert build_plan([], remote(), LOCAL, remote_names=many).warnings == (
         "7 prompts on target 'local' are not declared by any file and will be kept: x0, x1, x2, x3, x4 and "
         "2 more (plan with --prune to delete them)",)
+
+
+def test_split_on_an_older_duplicate_of_the_content_is_kept():
+    r = RemotePrompt("p", (rv("1", "A"), rv("2", "B"), rv("3", "A", outside=True)), labels={"production": "1"},
+                     traffic={"production": {"1": 90, "2": 10}})
+    s = spec(versions={"a": "A", "b": "B"}, labels={"production": "a"}, traffic={"production": {"a": 90, "b": 10}})
+    assert build_plan([s], remote(r), LOCAL).actions == ()
+    ramp = spec(versions={"a": "A", "b": "B"}, labels={"production": "a"}, traffic={"production": {"a": 80, "b": 20}})
+    assert build_plan([ramp], remote(r), LOCAL).actions == (
+        SetTraffic("p", "production", {"a": 90, "b": 10}, {"a": 80, "b": 20}, {"a": "1", "b": "2"}),)
