@@ -115,7 +115,7 @@ class LocalProvider:
     def __init__(self, path: Path | str, *, timeout: float = 10.0):
         self.path = Path(path)
         self.timeout = timeout
-        self._lock = threading.RLock()
+        self._mutex = threading.RLock()
         self._conn: sqlite3.Connection | None = None
         self._ready = False  # schema checked and present
         self._read_only = False  # the connection was opened read-only (we may not write the registry)
@@ -305,7 +305,7 @@ class LocalProvider:
 
     def close(self) -> None:
         """Close the connection (a later call opens it again)."""
-        with self._lock:
+        with self._mutex:
             conn, self._conn, self._ready = self._conn, None, False
             self._read_only, self._immutable = False, None
             if conn is not None:
@@ -337,7 +337,7 @@ class LocalProvider:
 
         Commits when the body returns, rolls back on any exception. sqlite3 errors are translated here.
         """
-        with self._lock, self._translate(what, write=write):
+        with self._mutex, self._translate(what, write=write):
             conn = self._connect(create=create, write=write)
             if conn is None:
                 if self._immutable is not None:
