@@ -29,6 +29,7 @@ from .model import (
     UpdateMetadata,
     snapshot_of,
 )
+from .provenance import stamp
 from .providers.base import NewVersion, Provider
 from .render import describe_action, plural, remote_split, version_label
 
@@ -110,7 +111,6 @@ def apply_plan(plan: Plan, provider: Provider, *, concurrency: int = 1, progress
     stop = threading.Event()
     done: list[str] = []
     failures: list[Exception] = []
-    provenance = {"commit": plan.commit[:7] if plan.commit else None, "subject": plan.commit_subject}
 
     def run_prompt(actions: list[Action]) -> None:
         for action in actions:
@@ -118,7 +118,7 @@ def apply_plan(plan: Plan, provider: Provider, *, concurrency: int = 1, progress
                 return
             text = describe_action(action)
             try:
-                created = _run(action, provider, result.created, provenance)
+                created = _run(action, provider, result.created, plan)
             except Exception as exc:  # noqa: BLE001 - every failure stops the run and is reported
                 with lock:
                     failures.append(exc)
@@ -150,12 +150,11 @@ def apply_plan(plan: Plan, provider: Provider, *, concurrency: int = 1, progress
     return result
 
 
-def _run(action: Action, provider: Provider, created: Mapping[tuple[str, str], str],
-         provenance: Mapping[str, str | None]) -> str | None:
+def _run(action: Action, provider: Provider, created: Mapping[tuple[str, str], str], plan: Plan) -> str | None:
     """One provider call; returns the remote id for a created version."""
     if isinstance(action, CreateVersion):
-        stamp = dict(provenance, path=action.path, version=action.version)
-        return _create(provider, NewVersion(action.prompt, action.content, action.digest, stamp))
+        provenance = stamp(plan.commit, plan.commit_subject, plan.dirty, action.path, action.version)
+        return _create(provider, NewVersion(action.prompt, action.content, action.digest, provenance))
     if isinstance(action, MoveLabel):
         target = action.to.remote_version or created[(action.prompt, action.to.version)]
         provider.move_label(action.prompt, action.label, target)

@@ -1,6 +1,7 @@
 """The commands: each loads what it needs, calls the pure core, prints, and returns an exit code."""
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 from typing import Any
@@ -14,9 +15,10 @@ from .errors import ConfigError, ValidationFailed
 from .model import Plan
 from .plan import build_plan
 from .planfile import read_plan, write_plan
-from .prompts import Project, load_project
+from .prompts import Project
 from .providers import open_provider
-from .vcs import head
+from .source import Desired, load_desired, require_clean, require_committed_plan, work_tree_commit
+from .vcs import Commit
 
 
 class App:
@@ -53,13 +55,22 @@ def _echo(text: str = "", *, err: bool = False, nl: bool = True) -> None:
     click.echo(text, err=err, nl=nl)
 
 
-def _load(app: App, only: list[Path] | None = None) -> Project:
-    project = load_project(app.root, only)
+def _load(app: App, only: list[Path] | None = None, *, ref: str | None = None,
+          changed_since: str | None = None) -> Desired:
+    """The validated desired state (work tree, or commit ``ref``); warnings go to stderr."""
+    desired = load_desired(app.root, ref=ref, only=only, changed_since=changed_since)
+    project = desired.project
     if project.errors:
         raise ValidationFailed(project.diagnostics)
     for warning in project.diagnostics:
         _echo(warning.format(), err=True)
-    return project
+    return desired
+
+
+def _ref_option(f: Any) -> Any:
+    return click.option("--ref", metavar="GITREF",
+                        help="Read the files as they are at this commit (branch, tag, sha, HEAD~1), "
+                             "without a checkout.")(f)
 
 
 def _format_option(f: Any) -> Any:
@@ -76,14 +87,20 @@ def _render(plan: Plan, fmt: str, color: bool) -> str:
     return rendering.render_text(plan, color=color)
 
 
-def compute_plan(project: Project, target: Target, provider: Any, prune: bool) -> Plan:
-    """Read the target and plan (the files are already validated)."""
+def compute_plan(desired: Desired, target: Target, provider: Any, prune: bool) -> Plan:
+    """Read the target and plan (the files are already validated). The plan records the commit
+    the files come from: ``--ref``'s, else HEAD with the dirty flag of the project's files."""
+    project = desired.project
     declared = [s.name for s in project.specs if s.managed_by(target.name)]
     remote = provider.read(None if prune else declared)
-    commit = head(project.config.root)
-    return build_plan(project.specs, remote, target, prune=prune, commit=commit.sha if commit else None,
+    commit: Commit | None = desired.commit or work_tree_commit(project.config)
+    plan = build_plan(project.specs, remote, target, prune=prune, commit=commit.sha if commit else None,
                       dirty=commit.dirty if commit else None, commit_subject=commit.subject if commit else None,
-                      remote_names=None if prune else provider.list_names())
+                      # a partial plan cannot tell undeclared prompts from ones it did not load
+                      remote_names=None if prune or desired.partial else provider.list_names())
+    if desired.partial:
+        plan = dataclasses.replace(plan, warnings=(desired.partial, *plan.warnings))
+    return plan
 
 
 # --------------------------------------------------------------------------- init
@@ -109,18 +126,21 @@ def init_cmd(app: App, force: bool) -> int:
 
 @click.command("validate")
 @click.argument("files", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
+@_ref_option
 @common_options
 @pass_app
-def validate_cmd(app: App, files: tuple[Path, ...]) -> int:
+def validate_cmd(app: App, files: tuple[Path, ...], ref: str | None) -> int:
     """Check prompt files offline (all of them, or FILES): schema, references, weights, template
     syntax, variables, and what each target can represent. Exit 1 on any error."""
-    project = _load(app, list(files) if files else None)
+    desired = _load(app, list(files) if files else None, ref=ref)
+    project = desired.project
     n = len(project.files)
     checked = [CONFIG_FILE] if any(Path(f).name == CONFIG_FILE for f in files) else []
     if n or not checked:
         checked.append(rendering.plural(n, "prompt file"))
     verb = "are" if len(checked) > 1 or n > 1 or (n == 0 and not files) else "is"
-    _echo(f"Success! {' and '.join(checked)} {verb} valid.")
+    at = f" at {desired.commit.short} ({ref})" if desired.commit and ref else ""
+    _echo(f"Success! {' and '.join(checked)} {verb} valid{at}.")
     return 0
 
 
@@ -134,16 +154,23 @@ def validate_cmd(app: App, files: tuple[Path, ...]) -> int:
 @_format_option
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 0 with no changes, 2 with changes, 1 on error.")
 @click.option("--prune", is_flag=True, help="Also delete remote prompts that no file declares.")
+@_ref_option
+@click.option("--changed-since", metavar="GITREF",
+              help="Plan only the prompt files changed since GITREF (from where it and HEAD meet); faster in "
+                   "large repositories, blind to drift in the others.")
 @common_options
 @pass_app
 def plan_cmd(app: App, target_name: str | None, out: Path | None, fmt: str, as_json: bool,
-             detailed_exitcode: bool, prune: bool) -> int:
+             detailed_exitcode: bool, prune: bool, ref: str | None, changed_since: str | None) -> int:
     """Read the target, diff it against the files and print what apply would do."""
-    project = _load(app)
+    if prune and changed_since:
+        raise ConfigError("--prune needs a full plan (it deletes what no file declares); drop --changed-since")
+    desired = _load(app, ref=ref, changed_since=changed_since)
+    project = desired.project
     target = project.config.target(target_name)
     provider = open_provider(target, project.config.root)
     try:
-        plan = compute_plan(project, target, provider, prune)
+        plan = compute_plan(desired, target, provider, prune)
     finally:
         provider.close()
     fmt = "json" if as_json else fmt
@@ -179,25 +206,33 @@ def show_cmd(app: App, planfile: Path, fmt: str, as_json: bool) -> int:
 @click.option("--prune", is_flag=True, help="Also delete remote prompts that no file declares.")
 @click.option("--lock-timeout", default=0.0, type=click.FloatRange(min=0), metavar="SECONDS", show_default=True,
               help="Wait this long for another apply to the same target to finish.")
+@_ref_option
+@click.option("--allow-dirty", is_flag=True,
+              help="Apply to a platform even with uncommitted changes (or outside git); the local target never asks.")
 @common_options
 @pass_app
 def apply_cmd(app: App, planfile: Path | None, target_name: str | None, auto_approve: bool, prune: bool,
-              lock_timeout: float) -> int:
+              lock_timeout: float, ref: str | None, allow_dirty: bool) -> int:
     """Apply the changes: without PLANFILE, plan, show and ask for "yes"; with PLANFILE, refuse it
     if the remote changed since, else apply exactly it."""
     if planfile is not None:
-        if prune:
-            raise ConfigError("--prune cannot be used with a saved plan: the plan already says what it deletes; "
-                              f"plan with --prune instead ({app.command('plan --prune -o PLANFILE')})")
-        return _apply_saved(app, planfile, target_name, lock_timeout)
-    project = _load(app)
-    target = project.config.target(target_name)
-    provider = open_provider(target, project.config.root)
+        if prune or ref:
+            flag = "--prune" if prune else "--ref"
+            raise ConfigError(f"{flag} cannot be used with a saved plan: the plan already says what it does; "
+                              f"plan with {flag} instead ({app.command(f'plan {flag} ... -o PLANFILE')})")
+        return _apply_saved(app, planfile, target_name, lock_timeout, allow_dirty)
+    desired = _load(app, ref=ref)
+    config = desired.project.config
+    target = config.target(target_name)
+    if desired.commit is None:  # the work tree: what runs on a platform must be committed
+        desired = dataclasses.replace(desired, commit=work_tree_commit(config))
+        require_clean(config, target, desired.commit, allow_dirty)
+    provider = open_provider(target, config.root)
     try:
         # Held from planning to the last call: a second apply waits or stops instead of planning
         # against the same state and creating every version again.
         with provider.lock(lock_timeout):
-            plan = compute_plan(project, target, provider, prune)
+            plan = compute_plan(desired, target, provider, prune)
             _echo(rendering.render_text(plan, color=app.color), nl=False)
             if not plan.has_changes:
                 return 0
@@ -214,7 +249,7 @@ def apply_cmd(app: App, planfile: Path | None, target_name: str | None, auto_app
     return 0
 
 
-def _apply_saved(app: App, planfile: Path, target_name: str | None, lock_timeout: float) -> int:
+def _apply_saved(app: App, planfile: Path, target_name: str | None, lock_timeout: float, allow_dirty: bool) -> int:
     plan = read_plan(planfile)
     project_config = load_project_config(app)
     if target_name and target_name != plan.target:
@@ -223,6 +258,7 @@ def _apply_saved(app: App, planfile: Path, target_name: str | None, lock_timeout
     if target.provider != plan.provider:
         raise ConfigError(f"{planfile} was made for provider {plan.provider}, but target {target.name!r} is now "
                           f"{target.provider}; run promptops plan again")
+    require_committed_plan(plan, target, allow_dirty)
     provider = open_provider(target, project_config.root)
     try:
         with provider.lock(lock_timeout):
@@ -276,7 +312,7 @@ def render_cmd(app: App, name: str, version: str | None, label: str | None, pair
     """Print a prompt rendered locally with the given variables."""
     from .preview import preview
 
-    project = _load(app)
+    project = _load(app).project
     _echo(preview(project, name, version=version, label=label, pairs=pairs, vars_file=vars_file,
                   examples=examples), nl=False)
     return 0

@@ -1,36 +1,302 @@
-"""What git says about the project: the commit a plan is made from and whether the tree is dirty.
+"""What git says about the project (gitpython): the commit a plan is made from, whether the files
+that make the desired state have uncommitted changes, the project's files at any commit, and
+which prompt files changed since a ref.
 
-Outside a git repository (or without git installed) everything is None: plans and the local
-registry still work, they just carry no commit.
+Two ways in:
+
+* :func:`head` is lenient: outside a repository, in one without commits, or without git
+  installed it returns None, so plans and the local registry work anywhere (they carry no commit).
+* :meth:`Repository.open` is strict, for what cannot work without git (``--ref``,
+  ``--changed-since``, the dirty check before applying to a platform): every failure is a
+  :class:`GitError`, one line that says what to do, exit 1.
+
+"Dirty" is scoped to what promptops reads (promptops.yaml and the prompts folder), not the whole
+repository: an unrelated edit in a monorepo, or the local registry file, never blocks an apply.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from typing import Any, Iterable
+
+from .errors import ConfigError
+
+# A blob's mode in a git tree: regular files (either executable bit), symlinks and submodules.
+_SYMLINK = 0o120000
+_SUBMODULE = 0o160000
+
+
+class GitError(ConfigError):
+    """git could not answer: not a repository, an unknown ref, git missing, history too shallow."""
 
 
 @dataclass(frozen=True)
 class Commit:
-    """The HEAD commit (``sha`` full, ``short`` 7 characters) and whether the work tree differs."""
+    """A commit (``sha`` full, ``short`` 7 characters) and whether the project's files in the work
+    tree differ from it (always False for a commit named by ``--ref``: its tree is what it is)."""
 
     sha: str
     short: str
     subject: str
-    dirty: bool
+    dirty: bool = False
+    dirty_files: tuple[str, ...] = ()
 
 
-def head(root: Path) -> Commit | None:
-    """The commit checked out at ``root``, or None when there is no repository or no commit."""
+@dataclass(frozen=True)
+class Changes:
+    """Prompt files changed since a ref, relative to the project directory ('/'-separated).
+
+    ``config_changed`` is True when promptops.yaml changed: every prompt file depends on it, so the
+    caller must plan everything. ``deleted`` are prompt files that existed at the base and no
+    longer do (their prompts are left alone without --prune, as in a full plan)."""
+
+    base: Commit
+    changed: tuple[str, ...]
+    deleted: tuple[str, ...]
+    config_changed: bool
+
+
+def _git() -> Any:
+    """The gitpython module; GitError when git itself cannot be found (gitpython refuses to import
+    without it). Imported lazily: it costs ~50 ms, and validate must stay fast."""
     try:
-        import git  # gitpython; imported lazily because it spawns git and costs ~50 ms
-    except ImportError:  # pragma: no cover - gitpython is a dependency, git the binary may be absent
-        return None
+        import git
+    except ImportError as exc:
+        raise GitError("git is not installed or not on PATH (promptops needs it here); install git, "
+                       "or set GIT_PYTHON_GIT_EXECUTABLE to its path") from exc
+    return git
+
+
+def head(root: Path, paths: Iterable[str] = ()) -> Commit | None:
+    """The commit checked out at ``root`` (dirty when any of ``paths``, relative to ``root``, has
+    uncommitted changes), or None when there is no repository, no commit yet or no git."""
     try:
-        repo = git.Repo(root, search_parent_directories=True)
-        commit = repo.head.commit
-        dirty = repo.is_dirty(untracked_files=True)
-    except (git.exc.InvalidGitRepositoryError, git.exc.NoSuchPathError, git.exc.GitCommandError,
-            git.exc.GitCommandNotFound, ValueError):
+        return Repository.open(root).head(paths)
+    except GitError:
         return None
-    subject = commit.message.splitlines()[0] if commit.message else ""
-    return Commit(sha=commit.hexsha, short=commit.hexsha[:7], subject=subject, dirty=dirty)
+
+
+class Repository:
+    """The git repository holding a promptops project directory."""
+
+    def __init__(self, repo: Any, root: Path):
+        self._repo = repo
+        self.root = root
+        self.top = Path(repo.working_tree_dir).resolve()
+        # The project directory as a path inside the repository ('.' at its top).
+        self.prefix = PurePosixPath(Path(os.path.relpath(root, self.top)).as_posix())
+
+    @classmethod
+    def open(cls, root: Path) -> "Repository":
+        """The repository at or above ``root``; GitError when there is none or git is missing."""
+        git = _git()
+        root = root.resolve()
+        try:
+            repo = git.Repo(root, search_parent_directories=True)
+        except (git.exc.InvalidGitRepositoryError, git.exc.NoSuchPathError):
+            raise GitError(f"{root} is not in a git repository; run `git init` and commit the prompt "
+                           "files first") from None
+        if repo.bare or repo.working_tree_dir is None:
+            raise GitError(f"{root} is in a bare git repository; run promptops in a clone with a work tree")
+        return cls(repo, root)
+
+    # ------------------------------------------------------------------ commits
+
+    def head(self, paths: Iterable[str] = ()) -> Commit:
+        """HEAD (detached or on a branch), dirty when any of ``paths`` has uncommitted changes."""
+        git = _git()
+        try:
+            commit = self._repo.head.commit
+        except ValueError:
+            raise GitError("the repository has no commits yet; commit the prompt files first") from None
+        except git.exc.GitCommandError as exc:
+            raise GitError(f"git failed: {_stderr(exc)}") from None
+        dirty = self.uncommitted(paths) if paths else []
+        return _commit(commit, dirty)
+
+    def commit(self, ref: str) -> Commit:
+        """The commit ``ref`` names (branch, tag, sha, ``HEAD~2``, ``origin/main``...)."""
+        return _commit(self._resolve(ref), [])
+
+    def _resolve(self, ref: str) -> Any:
+        git = _git()
+        if not ref or ref.startswith("-"):
+            raise GitError(f"invalid git ref {ref!r}")
+        try:
+            return self._repo.commit(ref)
+        except (git.exc.BadName, git.exc.BadObject, ValueError, git.exc.GitCommandError):
+            raise GitError(self._unknown(ref)) from None
+
+    def _unknown(self, ref: str) -> str:
+        if self.shallow:
+            return (f"unknown git ref {ref!r}: this clone is shallow, so older commits are missing; fetch more "
+                    "history (git fetch --unshallow, or fetch-depth: 0 in actions/checkout)")
+        return (f"unknown git ref {ref!r}: no branch, tag or commit of that name here; check the name, or "
+                f"fetch it first (git fetch origin {ref})")
+
+    @property
+    def shallow(self) -> bool:
+        return (Path(self._repo.git_dir) / "shallow").is_file()
+
+    def knows(self, sha: str) -> bool:
+        """True when ``sha`` (full or abbreviated) is a commit in this clone."""
+        try:
+            return self._repo.commit(sha) is not None
+        except Exception:  # noqa: BLE001 - any failure means "not here"
+            return False
+
+    # ------------------------------------------------------------------ work tree
+
+    def uncommitted(self, paths: Iterable[str]) -> list[str]:
+        """Files under ``paths`` (relative to the project directory) that differ from HEAD:
+        modified, staged, deleted, untracked, and ignored ones too (promptops would read them, but
+        they are in no commit). Only files promptops reads count (``*.yaml``/``*.yml`` outside
+        hidden folders). Project-relative, sorted."""
+        specs = [self._pathspec(p) for p in paths]
+        try:
+            out = self._repo.git.status("--porcelain=v1", "-z", "--untracked-files=all", "--ignored=matching",
+                                        "--no-renames", "--", *specs)
+        except _git().exc.GitCommandError as exc:
+            raise GitError(f"git status failed: {_stderr(exc)}") from None
+        found = set()
+        for entry in filter(None, out.split("\0")):
+            path = self._project_relative(entry[3:])
+            if _is_prompt_file(path):  # a README or a hidden draft folder is nothing promptops reads
+                found.add(path)
+        return sorted(found)
+
+    def changed_since(self, ref: str, paths: Iterable[str], config_file: str, until: str | None = None) -> Changes:
+        """Files under ``paths`` changed between the merge base of ``ref`` and ``until`` (a ref, or
+        None for HEAD plus the work tree, untracked files included) and ``until``.
+
+        The merge base, as ``git diff ref...HEAD`` does: on a pull request branch, commits that
+        landed on the base branch since the branch started are not the branch's changes."""
+        git = _git()
+        start = self._resolve(ref)
+        end = self._resolve(until) if until else self._head_commit()
+        try:
+            bases = self._repo.merge_base(start, end)
+        except git.exc.GitCommandError as exc:
+            raise GitError(f"git merge-base failed: {_stderr(exc)}") from None
+        if not bases:
+            hint = ("this clone is shallow: fetch more history (git fetch --unshallow, or fetch-depth: 0 in "
+                    "actions/checkout)" if self.shallow else "they share no history")
+            raise GitError(f"cannot find where {ref!r} and {until or 'HEAD'!r} meet: {hint}")
+        base = bases[0]
+        specs = [self._pathspec(p) for p in paths]
+        args = ["--name-status", "-z", "--no-renames", base.hexsha] + ([end.hexsha] if until else []) + ["--", *specs]
+        try:
+            out = self._repo.git.diff(*args)
+            untracked = "" if until else self._repo.git.ls_files("--others", "--exclude-standard", "-z", "--", *specs)
+        except git.exc.GitCommandError as exc:
+            raise GitError(f"git diff failed: {_stderr(exc)}") from None
+        fields = out.split("\0")
+        changed: set[str] = set()
+        deleted: set[str] = set()
+        for status, path in zip(fields[0::2], fields[1::2]):
+            (deleted if status == "D" else changed).add(self._project_relative(path))
+        changed |= {self._project_relative(p) for p in untracked.split("\0") if p}
+        config_changed = config_file in changed or config_file in deleted
+        keep = sorted(p for p in changed if _is_prompt_file(p))
+        return Changes(base=_commit(base, []), changed=tuple(keep),
+                       deleted=tuple(sorted(p for p in deleted if _is_prompt_file(p))),
+                       config_changed=config_changed)
+
+    def _head_commit(self) -> Any:
+        try:
+            return self._repo.head.commit
+        except ValueError:
+            raise GitError("the repository has no commits yet; commit the prompt files first") from None
+
+    # ------------------------------------------------------------------ trees
+
+    def read_file(self, ref: str, path: str) -> bytes | None:
+        """The bytes of project file ``path`` at ``ref``, or None when it does not exist there."""
+        blob = self._entry(self._resolve(ref).tree, path)
+        if blob is None or blob.type != "blob" or blob.mode == _SYMLINK:
+            return None
+        return blob.data_stream.read()
+
+    def materialize(self, ref: str, paths: Iterable[str], dest: Path) -> Path:
+        """Write project files and folders ``paths`` as they are at ``ref`` below ``dest``, laid out
+        as in the repository (so '..' in promptops.yaml still works), and return where the project
+        directory is in ``dest``. Symlinks stay symlinks (the loader refuses those that leave the
+        prompts folder); submodules are skipped. Nothing in the work tree is touched."""
+        tree = self._resolve(ref).tree
+        project = dest / self.prefix
+        project.mkdir(parents=True, exist_ok=True)
+        for path in paths:
+            entry = self._entry(tree, path)
+            if entry is None:
+                continue
+            for item in entry.traverse() if entry.type == "tree" else (entry,):
+                self._write(item, dest / item.path)
+        return project
+
+    def _entry(self, tree: Any, path: str) -> Any:
+        inside = self._inside(path)
+        if inside is None:
+            return None
+        if str(inside) == ".":
+            return tree
+        try:
+            return tree / str(inside)
+        except KeyError:
+            return None
+
+    @staticmethod
+    def _write(item: Any, where: Path) -> None:
+        if item.type == "tree":
+            where.mkdir(parents=True, exist_ok=True)
+            return
+        if item.type != "blob" or item.mode == _SUBMODULE:
+            return
+        where.parent.mkdir(parents=True, exist_ok=True)
+        data = item.data_stream.read()
+        if item.mode == _SYMLINK:
+            os.symlink(os.fsdecode(data), where)
+        else:
+            where.write_bytes(data)
+
+    # ------------------------------------------------------------------ paths
+
+    def _inside(self, path: str) -> PurePosixPath | None:
+        """Project-relative ``path`` as a path from the repository's top; None when it leaves it."""
+        parts: list[str] = []
+        for part in (self.prefix / PurePosixPath(path)).parts:
+            if part == "..":
+                if not parts:
+                    return None
+                parts.pop()
+            elif part != ".":
+                parts.append(part)
+        return PurePosixPath(*parts) if parts else PurePosixPath(".")
+
+    def _pathspec(self, path: str) -> str:
+        inside = self._inside(path)
+        # ':(top)' makes the pathspec independent of the process's directory
+        return f":(top,literal){inside}" if inside is not None else f":(top,literal){self.prefix}"
+
+    def _project_relative(self, path: str) -> str:
+        return Path(os.path.relpath(self.top / path, self.top / self.prefix)).as_posix()
+
+
+def _commit(commit: Any, dirty: list[str]) -> Commit:
+    message = commit.message if isinstance(commit.message, str) else commit.message.decode("utf-8", "replace")
+    subject = message.splitlines()[0].strip() if message.strip() else ""
+    return Commit(sha=commit.hexsha, short=commit.hexsha[:7], subject=subject, dirty=bool(dirty),
+                  dirty_files=tuple(dirty))
+
+
+def _is_prompt_file(path: str) -> bool:
+    """A project-relative path promptops would read: *.yaml/*.yml, no hidden file or folder."""
+    parts = PurePosixPath(path).parts
+    return (path.lower().endswith((".yaml", ".yml"))
+            and not any(p.startswith(".") and p != ".." for p in parts))
+
+
+def _stderr(exc: Any) -> str:
+    text = (getattr(exc, "stderr", "") or str(exc)).strip()
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return (lines[-1] if lines else "unknown error").removeprefix("stderr: ").strip("'")

@@ -110,7 +110,7 @@ def test_provenance_is_stamped_on_created_versions(examples, tmp_path):
 
     apply_plan(replace(plan, commit="abcdef0123456789", commit_subject="Tune prompts"), registry)
     version = registry.read(["summarizer"]).prompts["summarizer"].versions[0]
-    assert version.provenance == {"commit": "abcdef0", "subject": "Tune prompts",
+    assert version.provenance == {"commit": "abcdef0", "dirty": False, "subject": "Tune prompts",
                                   "path": "prompts/summarizer.yaml", "version": "default"}
 
 

@@ -243,7 +243,7 @@ def test_plan_records_commit_and_dirty_flag_and_apply_stamps_provenance(cli, tmp
     registry = LocalProvider(tmp_path / ".promptops/registry.db")
     stamp = registry.read().prompts["example"].versions[0].provenance
     registry.close()
-    assert stamp == {"commit": sha[:7], "subject": "Add the example prompt", "path": "prompts/example.yaml",
+    assert stamp == {"commit": sha[:7], "dirty": False, "subject": "Add the example prompt", "path": "prompts/example.yaml",
                      "version": "default"}
     (tmp_path / "prompts/example.yaml").write_text((tmp_path / "prompts/example.yaml").read_text() + "\n")
     assert json.loads(cli("-C", tmp_path, "plan", "--json").out)["dirty"] is True

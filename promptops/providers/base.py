@@ -54,8 +54,10 @@ PROVIDER_KINDS = tuple(CAPABILITIES)
 class NewVersion:
     """What ``create_version`` needs: the prompt, the content and the provenance stamp.
 
-    ``provenance`` holds ``commit`` (short sha or None), ``subject``, ``path`` and ``version``
-    (the local key); adapters store it where the platform allows (commit message, metadata).
+    ``provenance`` is a :func:`promptops.provenance.stamp`: ``commit`` (short sha or None),
+    ``dirty``, ``subject``, ``path`` and ``version`` (the local key). Adapters store it where the
+    platform allows: as structured metadata, or as :func:`promptops.provenance.message` trimmed to
+    the platform's commit-message limit, read back with ``parse_message``.
     """
 
     prompt: str

@@ -1,0 +1,71 @@
+"""The provenance stamp on every version promptops creates (design.md section 3).
+
+A stamp says where a version came from: the git commit (short sha, ``-dirty`` when the work tree
+had uncommitted changes), its subject, the prompt file's path and the local version key. Platforms
+with structured metadata keep the stamp as a mapping; platforms with only a commit message keep
+:func:`message`, which :func:`parse_message` turns back into a stamp, so ``history`` and the
+planner read both the same way.
+
+The message puts the subject first, as git does, and the machine-readable part last::
+
+    Tighten the refund tone [promptops 3f2c1ab prompts/support/reply.yaml#concise]
+
+Within a platform's length limit the subject is shortened first, then the path (from the left),
+and the commit and version key are kept whole.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any, Mapping
+
+ELLIPSIS = "…"
+_TRAILER = re.compile(r"(?:^|\s)\[promptops (?P<commit>[0-9a-f]{4,40}(?:-dirty)?|-) (?P<path>.*?)#(?P<version>[^\s#\]]+)\]$")
+
+
+def stamp(commit: str | None, subject: str | None, dirty: bool | None, path: str, version: str) -> dict[str, Any]:
+    """The stamp for a version created from ``path``'s version ``version`` at ``commit``."""
+    return {"commit": commit[:7] if commit else None, "dirty": bool(dirty), "subject": subject or None,
+            "path": path, "version": version}
+
+
+def commit_label(provenance: Mapping[str, Any] | None) -> str:
+    """``3f2c1ab``, ``3f2c1ab-dirty``, or ``-`` when the version was created outside git."""
+    if not provenance or not provenance.get("commit"):
+        return "-"
+    return provenance["commit"] + ("-dirty" if provenance.get("dirty") else "")
+
+
+def message(provenance: Mapping[str, Any], limit: int | None = None) -> str:
+    """The stamp as a one-line commit message of at most ``limit`` characters."""
+    path = provenance.get("path") or ""
+    subject = " ".join((provenance.get("subject") or "").split())  # one line, whatever the commit said
+    head = f"[promptops {commit_label(provenance)} "
+    tail = f"#{provenance.get('version')}]"
+    text = f"{subject} {head}{path}{tail}" if subject else f"{head}{path}{tail}"
+    if limit is None or len(text) <= limit:
+        return text
+    fixed = len(head) + len(tail)
+    room = limit - fixed - len(path)
+    if subject and room >= 3:  # keep at least two characters of the subject and the ellipsis
+        return f"{subject[: room - 2]}{ELLIPSIS} {head}{path}{tail}"
+    room = limit - fixed
+    if room >= len(path):
+        return f"{head}{path}{tail}"
+    if room >= 2:
+        return f"{head}{ELLIPSIS}{path[len(path) - room + 1:]}{tail}"
+    return f"{head}{tail}"[:limit]
+
+
+def parse_message(text: str | None) -> dict[str, Any] | None:
+    """The stamp in a commit message written by :func:`message`, or None for any other message
+    (a version made outside promptops). A shortened subject or path stays shortened."""
+    if not text:
+        return None
+    found = _TRAILER.search(text.rstrip())
+    if not found:
+        return None
+    commit = found.group("commit")
+    dirty = commit.endswith("-dirty")
+    subject = text[: found.start()].strip()
+    return {"commit": None if commit == "-" else commit.removesuffix("-dirty"), "dirty": dirty,
+            "subject": subject or None, "path": found.group("path"), "version": found.group("version")}
