@@ -15,7 +15,17 @@ from typing import Sequence
 import click
 
 from . import __version__
-from .commands import App, apply_cmd, init_cmd, plan_cmd, render_cmd, resolve_cmd, show_cmd, validate_cmd
+from .commands import (
+    App,
+    apply_cmd,
+    history_cmd,
+    init_cmd,
+    plan_cmd,
+    render_cmd,
+    resolve_cmd,
+    show_cmd,
+    validate_cmd,
+)
 from .errors import ApplyFailed, ConfigError, PromptOpsError, ValidationFailed
 from .render import plural
 
@@ -41,7 +51,7 @@ def cli(ctx: click.Context, directory: str, debug: bool, no_color: bool) -> None
     ctx.obj = App(Path.cwd(), _wants_color(no_color), directory)
 
 
-for _command in (init_cmd, validate_cmd, plan_cmd, apply_cmd, show_cmd, render_cmd, resolve_cmd):
+for _command in (init_cmd, validate_cmd, plan_cmd, apply_cmd, show_cmd, render_cmd, resolve_cmd, history_cmd):
     cli.add_command(_command)
 
 

@@ -15,7 +15,6 @@ from .errors import ConfigError, ValidationFailed
 from .model import Plan
 from .plan import build_plan
 from .planfile import read_plan, write_plan
-from .prompts import Project
 from .providers import open_provider
 from .source import Desired, load_desired, require_clean, require_committed_plan, work_tree_commit
 from .vcs import Commit
@@ -334,7 +333,32 @@ def resolve_cmd(app: App, name: str, user: str, label: str, target_name: str | N
     target = config.target(target_name)
     provider = open_provider(target, config.root)
     try:
-        _echo(resolve_report(provider, app.root, name, label, user, as_json=as_json), nl=False)
+        _echo(resolve_report(provider, target, app.root, name, label, user, as_json=as_json), nl=False)
     finally:
         provider.close()
+    return 0
+
+
+# --------------------------------------------------------------------------- history
+
+
+@click.command("history")
+@click.argument("name")
+@click.option("-t", "--target", "target_name", metavar="TARGET", help="Target to read (default: default_target).")
+@click.option("--json", "as_json", is_flag=True, help="Print the history as JSON.")
+@common_options
+@pass_app
+def history_cmd(app: App, name: str, target_name: str | None, as_json: bool) -> int:
+    """What each label and traffic split of prompt NAME points at on the target, and the commit
+    that created each version: which commit is live in production?"""
+    from .history import fetch_prompt, render_history
+
+    config = load_project_config(app)
+    target = config.target(target_name)
+    provider = open_provider(target, config.root)
+    try:
+        remote = fetch_prompt(provider, name, target)
+    finally:
+        provider.close()
+    _echo(render_history(remote, target, as_json=as_json), nl=False)
     return 0

@@ -62,13 +62,15 @@ class RemoteVersion:
 
     ``id`` is the platform's own version identifier as users see it ("3", "v3", "1.0.0").
     ``provenance`` is the stamp promptops wrote when it created the version (commit, path, version
-    key); None means the version was made outside promptops.
+    key); None means the version was made outside promptops. ``created_at`` is the platform's
+    ISO-8601 creation time where it reports one (shown by ``history``; not part of any snapshot).
     """
 
     id: str
     digest: str
     content: Mapping[str, Any]
     provenance: Mapping[str, Any] | None = None
+    created_at: str | None = None
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,9 @@ from typing import Any, Mapping, Sequence
 
 import yaml
 
+from .config import Target
 from .errors import ConfigError, PromptOpsError
+from .history import fetch_prompt
 from .model import PromptSpec, VersionSpec
 from .prompts import Project, load_project
 from .render import remote_split, version_label
@@ -107,13 +109,11 @@ def _typed(raw: str, kind: str, key: str) -> Any:
     return value
 
 
-def resolve_report(provider: Any, root: Path, name: str, label: str, user: str, *, as_json: bool) -> str:
+def resolve_report(provider: Any, target: Target, root: Path, name: str, label: str, user: str, *,
+                   as_json: bool) -> str:
     """Which version ``user`` gets for ``label``, read from the target (local names added from the
     files when they load)."""
-    state = provider.read([name])
-    remote = state.prompts.get(name)
-    if remote is None:
-        raise PromptOpsError(f"prompt {name!r} does not exist on the target; run promptops apply first")
+    remote = fetch_prompt(provider, name, target)
     result = resolve(remote, label, user)
     keys = _local_keys(root, name)
     version = remote.version(result.version_id)

@@ -167,10 +167,10 @@ class LocalProvider:
         versions: dict[int, list[RemoteVersion]] = {pid: [] for pid in rows}
         labels: dict[int, dict[str, str]] = {pid: {} for pid in rows}
         traffic: dict[int, dict[str, dict[str, int]]] = {pid: {} for pid in rows}
-        for pid, number, content, provenance in conn.execute(
-            f"SELECT v.prompt_id, v.number, v.content, v.provenance FROM versions v "
+        for pid, number, content, provenance, created_at in conn.execute(
+            f"SELECT v.prompt_id, v.number, v.content, v.provenance, v.created_at FROM versions v "
             f"JOIN prompts p ON p.id = v.prompt_id {where} ORDER BY v.prompt_id, v.number", params):
-            versions[pid].append(self._decode_version(rows[pid][0], number, content, provenance))
+            versions[pid].append(self._decode_version(rows[pid][0], number, content, provenance, created_at))
         for pid, label, number in conn.execute(
             f"SELECT l.prompt_id, l.label, l.version FROM labels l "
             f"JOIN prompts p ON p.id = l.prompt_id {where}", params):
@@ -203,7 +203,8 @@ class LocalProvider:
                                 "the file was edited by hand: restore it from a backup")
         return value
 
-    def _decode_version(self, prompt: str, number: int, content: str, provenance: str | None) -> RemoteVersion:
+    def _decode_version(self, prompt: str, number: int, content: str, provenance: str | None,
+                        created_at: str | None) -> RemoteVersion:
         what = f"version {number} of prompt {prompt!r}"
         data = self._decode(f"the content of {what}", content, dict)
         try:
@@ -212,7 +213,7 @@ class LocalProvider:
             raise ProviderError(f"registry {self.path}: the content of {what} is not valid prompt content "
                                 f"({exc}); restore the file from a backup") from exc
         stamp = None if provenance is None else self._decode(f"the provenance of {what}", provenance, dict)
-        return RemoteVersion(id=str(number), digest=digest, content=data, provenance=stamp)
+        return RemoteVersion(id=str(number), digest=digest, content=data, provenance=stamp, created_at=created_at)
 
     def _decode_weights(self, prompt: str, label: str, text: str) -> dict[str, int]:
         weights = self._decode(f"the traffic split of {prompt!r} label {label!r}", text, dict)
