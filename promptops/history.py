@@ -36,7 +36,7 @@ def history_json(remote: RemotePrompt, target: Target) -> dict[str, Any]:
         "target": target.name,
         "provider": target.provider,
         "labels": {label: _version_json(remote, vid) for label, vid in sorted(remote.labels.items())},
-        "traffic": {label: [dict(_version_json(remote, vid), weight=w) for vid, w in split.items()]
+        "traffic": {label: [dict(_version_json(remote, vid), weight=w) for vid, w in _by_weight(split)]
                     for label, split in sorted(remote.traffic.items())},
         "versions": [_version_json(remote, v.id) for v in reversed(remote.versions)],
     }
@@ -57,7 +57,7 @@ def history_text(remote: RemotePrompt, target: Target) -> str:
     for label, vid in sorted(remote.labels.items()):
         live.append((label, *_row(remote, vid, "")))
     for label, split in sorted(remote.traffic.items()):
-        for vid, weight in split.items():
+        for vid, weight in _by_weight(split):
             live.append((f"{label} (split)", *_row(remote, vid, f"{weight}%")))
     out = [f'History of prompt "{_esc(remote.name)}" on target "{target.name}" ({target.provider})', ""]
     if len(live) > 1:
@@ -77,6 +77,11 @@ def render_history(remote: RemotePrompt, target: Target, *, as_json: bool) -> st
     if as_json:
         return json.dumps(history_json(remote, target), indent=2, ensure_ascii=False) + "\n"
     return history_text(remote, target)
+
+
+def _by_weight(split: Mapping[str, int]) -> list[tuple[str, int]]:
+    """A split's versions, heaviest first (then by id), whatever order the platform lists them in."""
+    return sorted(split.items(), key=lambda item: (-item[1], item[0]))
 
 
 def _row(remote: RemotePrompt, version_id: str, weight: str) -> tuple[str, ...]:

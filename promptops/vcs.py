@@ -124,7 +124,12 @@ class Repository:
         if not ref or ref.startswith("-"):
             raise GitError(f"invalid git ref {ref!r}")
         try:
-            return self._repo.commit(ref)
+            # git itself resolves the name: gitpython's resolver would walk into the parents a
+            # shallow clone does not have and fail later, on first use.
+            sha = self._repo.git.rev_parse("--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}")
+            found = self._repo.commit(sha)
+            found.message  # noqa: B018 - loads the object now, so a missing one fails here
+            return found
         except (git.exc.BadName, git.exc.BadObject, ValueError, git.exc.GitCommandError):
             raise GitError(self._unknown(ref)) from None
 
