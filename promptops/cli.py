@@ -18,6 +18,7 @@ from . import __version__
 from .commands import (
     App,
     apply_cmd,
+    drift_cmd,
     history_cmd,
     init_cmd,
     plan_cmd,
@@ -51,7 +52,7 @@ def cli(ctx: click.Context, directory: str, debug: bool, no_color: bool) -> None
     ctx.obj = App(Path.cwd(), _wants_color(no_color), directory)
 
 
-for _command in (init_cmd, validate_cmd, plan_cmd, apply_cmd, show_cmd, render_cmd, resolve_cmd, history_cmd):
+for _command in (init_cmd, validate_cmd, plan_cmd, apply_cmd, show_cmd, render_cmd, resolve_cmd, history_cmd, drift_cmd):
     cli.add_command(_command)
 
 

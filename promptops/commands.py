@@ -362,3 +362,39 @@ def history_cmd(app: App, name: str, target_name: str | None, as_json: bool) -> 
         provider.close()
     _echo(render_history(remote, target, as_json=as_json), nl=False)
     return 0
+
+
+# --------------------------------------------------------------------------- drift
+
+
+@click.command("drift")
+@click.option("-t", "--target", "target_name", metavar="TARGET", help="Target to check (default: default_target).")
+@click.option("--ref", metavar="GITREF", help="Compare with the files at this commit (default: HEAD; the work tree "
+                                              "outside git).")
+@_format_option
+@common_options
+@pass_app
+def drift_cmd(app: App, target_name: str | None, ref: str | None, fmt: str, as_json: bool) -> int:
+    """Exit 2 when the target differs from the committed files (for a scheduled CI job), naming
+    what drifted; 0 when in sync; 1 on errors."""
+    if ref is None and work_tree_commit(load_project_config(app)) is not None:
+        ref = "HEAD"  # what was merged, not what someone is editing
+    desired = _load(app, ref=ref)
+    config = desired.project.config
+    target = config.target(target_name)
+    provider = open_provider(target, config.root)
+    try:
+        plan = compute_plan(desired, target, provider, prune=False)
+    finally:
+        provider.close()
+    fmt = "json" if as_json else fmt
+    against = f"commit {plan.commit[:7]}" if plan.commit else "the files"
+    if fmt == "json":
+        _echo(_render(plan, fmt, app.color), nl=False)
+    elif not plan.has_changes:
+        _echo(f'No drift: target "{target.name}" ({target.provider}) matches {against}.')
+    else:
+        _echo(f'Drift detected: target "{target.name}" ({target.provider}) differs from {against}. '
+              "Applying would make these changes:\n")
+        _echo(_render(plan, fmt, app.color), nl=False)
+    return 2 if plan.has_changes else 0

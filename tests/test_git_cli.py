@@ -463,3 +463,38 @@ def test_changed_since_still_checks_name_clashes_with_unchanged_files(cli, repo)
     r = cli("-C", repo, "plan", "--changed-since", "HEAD")
     assert r.code == 1
     assert "prompt name 'summary'" in r.err and "prompts/other.yaml:1:7" in r.err
+
+
+# --------------------------------------------------------------------------- drift
+
+
+def test_drift_compares_the_target_with_head_not_the_work_tree(cli, repo):
+    apply(cli, repo)
+    short = git(repo, "rev-parse", "--short=7", "HEAD")
+    r = cli("-C", repo, "drift")
+    assert (r.code, r.out) == (0, f'No drift: target "local" (local) matches commit {short}.\n')
+    write(repo, "prompts/summary.yaml", SUMMARY.replace("Summarize", "Uncommitted"))
+    assert cli("-C", repo, "drift").code == 0  # an edit in progress is not drift
+    with registry(repo) as reg:
+        reg.move_label("reply", "staging", "1")  # someone clicked in the platform's UI
+    r = cli("-C", repo, "drift", "--no-color")
+    assert r.code == 2
+    assert r.out.startswith(f'Drift detected: target "local" (local) differs from commit {short}.')
+    assert '~ label "staging": v1 (stable) -> v2 (concise)' in r.out
+    assert "summary" not in r.out
+    data = json.loads(cli("-C", repo, "drift", "--json").out)
+    assert kinds(data) == [("move_label", "reply")] and data["commit"] == git(repo, "rev-parse", "HEAD")
+
+
+def test_drift_at_a_ref_and_outside_git(cli, repo, tmp_path):
+    apply(cli, repo)
+    write(repo, "prompts/summary.yaml", SUMMARY.replace("Summarize", "Condense"))
+    commit(repo, "B")
+    assert cli("-C", repo, "drift", "--ref", "HEAD~1").code == 0
+    assert cli("-C", repo, "drift").code == 2
+    plain = tmp_path / "plain"
+    write(plain, "prompts/summary.yaml", SUMMARY)
+    assert cli("-C", plain, "drift").code == 2  # nothing applied yet
+    apply(cli, plain)
+    r = cli("-C", plain, "drift")
+    assert (r.code, r.out) == (0, 'No drift: target "local" (local) matches the files.\n')
