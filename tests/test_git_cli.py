@@ -135,6 +135,10 @@ def test_revert_of_a_content_label_and_traffic_commit_moves_back_without_new_ver
     assert after.labels["staging"] in {by_digest[d] for d in versions_a}
     assert set(after.traffic["production"]) <= {by_digest[d] for d in versions_a}
     assert sorted(after.traffic["production"].values()) == [10, 90]
+    git(repo, "revert", "--no-edit", "HEAD")  # re-apply B: its version exists, so nothing is created
+    assert plan_json(cli, repo)["summary"]["create_version"] == 0
+    apply(cli, repo)
+    assert len(remote(repo, "reply").versions) == 3
 
 
 def test_revert_of_a_label_only_commit(cli, repo):
