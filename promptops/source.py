@@ -125,8 +125,9 @@ def _at_commit(repo: Repository, root: Path, ref: str, only: list[Path] | None) 
         config, _ = load_config(project_dir)
         repo.materialize(commit.sha, [config.prompts], Path(tmp))
         if not config.prompts_dir.is_dir() and config.prompts_at is None:
-            raise GitError(f"no prompts folder {config.prompts}/ in commit {commit.short} ({ref}) at "
-                           f"{repo.prefix}; is this the right ref and project directory?")
+            where = "" if str(repo.prefix) == "." else f" under {repo.prefix}/"
+            raise GitError(f"no prompts folder {config.prompts}/ in commit {commit.short} ({ref}){where}; "
+                           "is this the right ref and project directory?")
         mapped = None if only is None else [project_dir / _relative(p, root) for p in only]
         try:
             project = load_project(project_dir, mapped)
