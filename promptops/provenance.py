@@ -19,7 +19,8 @@ import re
 from typing import Any, Mapping
 
 ELLIPSIS = "…"
-_TRAILER = re.compile(r"(?:^|\s)\[promptops (?P<commit>[0-9a-f]{4,40}(?:-dirty)?|-) (?P<path>.*?)#(?P<version>[^\s#\]]+)\]$")
+_OPEN = "[promptops "
+_TRAILER = re.compile(r"\[promptops (?P<commit>[0-9a-f]{4,40}(?:-dirty)?|-) (?P<path>.*)#(?P<version>[^\s#\]]+)\]")
 
 
 def stamp(commit: str | None, subject: str | None, dirty: bool | None, path: str, version: str) -> dict[str, Any]:
@@ -38,7 +39,9 @@ def commit_label(provenance: Mapping[str, Any] | None) -> str:
 def message(provenance: Mapping[str, Any], limit: int | None = None) -> str:
     """The stamp as a one-line commit message of at most ``limit`` characters."""
     path = provenance.get("path") or ""
-    subject = " ".join((provenance.get("subject") or "").split())  # one line, whatever the commit said
+    # the first line only, whitespace collapsed, whatever the commit message said
+    lines = (provenance.get("subject") or "").strip().splitlines()
+    subject = " ".join(lines[0].split()) if lines else ""
     head = f"[promptops {commit_label(provenance)} "
     tail = f"#{provenance.get('version')}]"
     text = f"{subject} {head}{path}{tail}" if subject else f"{head}{path}{tail}"
@@ -61,11 +64,13 @@ def parse_message(text: str | None) -> dict[str, Any] | None:
     (a version made outside promptops). A shortened subject or path stays shortened."""
     if not text:
         return None
-    found = _TRAILER.search(text.rstrip())
-    if not found:
+    text = text.rstrip()
+    start = text.rfind(_OPEN)  # the last one: a subject may mention "[promptops ...]" itself
+    found = _TRAILER.fullmatch(text, start) if start >= 0 else None
+    if not found or (start > 0 and not text[start - 1].isspace()):
         return None
     commit = found.group("commit")
     dirty = commit.endswith("-dirty")
-    subject = text[: found.start()].strip()
+    subject = text[:start].strip()
     return {"commit": None if commit == "-" else commit.removesuffix("-dirty"), "dirty": dirty,
             "subject": subject or None, "path": found.group("path"), "version": found.group("version")}

@@ -147,9 +147,10 @@ class Repository:
     def knows(self, sha: str) -> bool:
         """True when ``sha`` (full or abbreviated) is a commit in this clone."""
         try:
-            return self._repo.commit(sha) is not None
-        except Exception:  # noqa: BLE001 - any failure means "not here"
+            self._resolve(sha)
+        except GitError:
             return False
+        return True
 
     # ------------------------------------------------------------------ work tree
 
@@ -158,9 +159,12 @@ class Repository:
         modified, staged, deleted, untracked, and ignored ones too (promptops would read them, but
         they are in no commit). Only files promptops reads count (``*.yaml``/``*.yml`` outside
         hidden folders). Project-relative, sorted."""
-        specs = [self._pathspec(p) for p in paths]
+        specs = self._pathspecs(paths)
+        if not specs:
+            return []
         try:
-            out = self._repo.git.status("--porcelain=v1", "-z", "--untracked-files=all", "--ignored=matching",
+            # "traditional" with "all" lists each ignored file, also inside an ignored folder
+            out = self._repo.git.status("--porcelain=v1", "-z", "--untracked-files=all", "--ignored=traditional",
                                         "--no-renames", "--", *specs)
         except _git().exc.GitCommandError as exc:
             raise GitError(f"git status failed: {_stderr(exc)}") from None
@@ -189,11 +193,14 @@ class Repository:
                     "actions/checkout)" if self.shallow else "they share no history")
             raise GitError(f"cannot find where {ref!r} and {until or 'HEAD'!r} meet: {hint}")
         base = bases[0]
-        specs = [self._pathspec(p) for p in paths]
+        specs = self._pathspecs(paths)
+        if not specs:
+            return Changes(base=_commit(base, []), changed=(), deleted=(), config_changed=False)
         args = ["--name-status", "-z", "--no-renames", base.hexsha] + ([end.hexsha] if until else []) + ["--", *specs]
         try:
             out = self._repo.git.diff(*args)
-            untracked = "" if until else self._repo.git.ls_files("--others", "--exclude-standard", "-z", "--", *specs)
+            # ignored prompt files too: promptops reads them, as the dirty check knows
+            untracked = "" if until else self._repo.git.ls_files("--others", "-z", "--", *specs)
         except git.exc.GitCommandError as exc:
             raise GitError(f"git diff failed: {_stderr(exc)}") from None
         fields = out.split("\0")
@@ -278,10 +285,10 @@ class Repository:
                 parts.append(part)
         return PurePosixPath(*parts) if parts else PurePosixPath(".")
 
-    def _pathspec(self, path: str) -> str:
-        inside = self._inside(path)
-        # ':(top)' makes the pathspec independent of the process's directory
-        return f":(top,literal){inside}" if inside is not None else f":(top,literal){self.prefix}"
+    def _pathspecs(self, paths: Iterable[str]) -> list[str]:
+        """git pathspecs for project-relative ``paths``; those outside the repository are left out
+        (git knows nothing of them). ':(top)' makes them independent of the process's directory."""
+        return [f":(top,literal){inside}" for inside in map(self._inside, paths) if inside is not None]
 
     def _project_relative(self, path: str) -> str:
         return Path(os.path.relpath(self.top / path, self.top / self.prefix)).as_posix()

@@ -232,3 +232,16 @@ def test_message_with_a_tiny_limit_never_exceeds_it():
     provenance = stamp(SHA, "Tighten the refund tone", True, "prompts/support/reply.yaml", "concise")
     for limit in range(0, 120):
         assert len(message(provenance, limit)) <= limit
+
+
+def test_message_keeps_only_the_first_line_of_a_multi_line_subject():
+    provenance = stamp(SHA, "Tighten  the\trefund tone\n\nCustomers found it curt.\nSee ticket 42.", False,
+                       "prompts/support/reply.yaml", "concise")
+    assert message(provenance) == "Tighten the refund tone [promptops 3f2c1ab prompts/support/reply.yaml#concise]"
+    short = stamp(SHA, "Fix typo\n\n" + "A long body paragraph. " * 5, False, "p.yaml", "v1")
+    assert message(short, 72) == "Fix typo [promptops 3f2c1ab p.yaml#v1]"
+
+
+def test_parse_message_with_trailer_like_text_in_the_subject():
+    provenance = stamp(SHA, "Document the [promptops abcd path#key] format", False, "prompts/a.yaml", "v1")
+    assert parse_message(message(provenance)) == provenance

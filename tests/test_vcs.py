@@ -619,3 +619,21 @@ def test_changed_since_unrelated_history_is_a_git_error(repo):
     assert "cannot find where 'main' and 'HEAD' meet" in str(err.value)
     assert "share no history" in str(err.value)
 
+
+
+def test_prompt_file_in_an_ignored_folder_makes_head_dirty(repo):
+    # .gitignore has prompts/generated/: promptops still reads prompts/generated/x.yaml, which is in no commit
+    write(repo, "prompts/generated/x.yaml", "name: generated/x\n")
+    commit = head(repo, PATHS)
+    assert (commit.dirty, commit.dirty_files) == (True, ("prompts/generated/x.yaml",))
+
+
+def test_knows_the_null_sha_is_no_commit(repo):
+    assert Repository.open(repo).knows("0" * 40) is False
+
+
+def test_paths_outside_the_repository_are_left_out(repo):
+    opened = Repository.open(repo)
+    write(repo, "prompts/a.yaml", "changed: true\n")
+    assert opened.uncommitted(["../../outside"]) == []
+    assert opened.changed_since("HEAD", ["../../outside"], "promptops.yaml").changed == ()
