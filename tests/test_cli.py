@@ -9,7 +9,7 @@ from pathlib import Path
 
 import jsonschema
 
-from conftest import REPO, write
+from conftest import REPO, git, write
 
 SUMMARIZER = "prompts/summarizer.yaml"
 
@@ -182,7 +182,7 @@ def test_resolve_is_sticky_and_follows_the_split(cli, examples):
     share = sum(1 for v in picks.values() if v == "concise") / len(picks)
     assert 0.04 < share < 0.17
     r = cli("-C", examples, "resolve", "support/reply", "--user", "user-1")
-    assert r.out.startswith(f"support/reply production -> ") and "bucket" in r.out
+    assert r.out.startswith("support/reply production -> ") and "bucket" in r.out
     assert cli("-C", examples, "resolve", "support/reply", "--user", "user-1").out == r.out
     r = cli("-C", examples, "resolve", "summarizer", "--user", "u", "--label", "nope")
     assert r.code == 1 and "no label" in r.err
@@ -221,12 +221,6 @@ def test_broken_registry_and_plan_files_fail_cleanly(cli, examples, tmp_path):
 def test_version_and_python_dash_m():
     out = subprocess.run([sys.executable, "-m", "promptops", "--version"], capture_output=True, text=True, cwd=REPO)
     assert out.returncode == 0 and out.stdout.strip() == "promptops, version 0.1.0"
-
-
-def git(root: Path, *args: str) -> str:
-    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@example.com", "PATH": "/usr/bin:/bin:/usr/local/bin", "HOME": str(root)}
-    return subprocess.run(["git", *args], cwd=root, env=env, check=True, capture_output=True, text=True).stdout
 
 
 def test_plan_records_commit_and_dirty_flag_and_apply_stamps_provenance(cli, tmp_path):

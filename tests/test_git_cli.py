@@ -4,33 +4,27 @@ check before applying to a platform, and git's errors as one line with exit 1.""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import write
+from conftest import git, write
 from promptops.config import Target
 from promptops.errors import ConfigError
 from promptops.model import Plan
 from promptops.providers.local import LocalProvider
 from promptops.source import require_committed_plan
 
-GIT_ENV = {"GIT_AUTHOR_NAME": "Ada", "GIT_AUTHOR_EMAIL": "ada@example.com", "GIT_COMMITTER_NAME": "Ada",
-           "GIT_COMMITTER_EMAIL": "ada@example.com", "GIT_CONFIG_NOSYSTEM": "1"}
-
-
-def git(root: Path, *args: str) -> str:
-    env = dict(os.environ, HOME=str(root), **GIT_ENV)
-    return subprocess.run(["git", *args], cwd=root, env=env, check=True, capture_output=True, text=True).stdout.strip()
-
-
 def commit(root: Path, message: str) -> str:
     git(root, "add", "-A")
     git(root, "commit", "-qm", message)
-    return git(root, "rev-parse", "HEAD")
+    return rev(root, "HEAD")
+
+
+def rev(root: Path, ref: str, short: bool = False) -> str:
+    return git(root, "rev-parse", *(["--short=7"] if short else []), ref).strip()
 
 
 REPLY_A = """\
@@ -168,7 +162,7 @@ def test_revert_plan_text_names_the_existing_versions(cli, repo):
 
 
 def test_provenance_carries_short_sha_subject_path_and_key(cli, repo):
-    sha = git(repo, "rev-parse", "HEAD")
+    sha = rev(repo, "HEAD")
     apply(cli, repo)
     stamp = remote(repo, "reply").versions[1].provenance
     assert stamp == {"commit": sha[:7], "dirty": False, "subject": "A: reply and summary",
@@ -176,7 +170,7 @@ def test_provenance_carries_short_sha_subject_path_and_key(cli, repo):
 
 
 def test_local_apply_from_a_dirty_tree_stamps_dirty(cli, repo):
-    sha = git(repo, "rev-parse", "HEAD")
+    sha = rev(repo, "HEAD")
     write(repo, "prompts/summary.yaml", SUMMARY.replace("Summarize", "Sum up"))
     plan = plan_json(cli, repo)
     assert (plan["commit"], plan["dirty"]) == (sha, True)
@@ -196,7 +190,7 @@ def test_registry_file_and_unrelated_files_do_not_make_the_tree_dirty(cli, repo)
 
 
 def test_plan_and_apply_ref_read_that_commits_tree_without_a_checkout(cli, repo):
-    sha_a = git(repo, "rev-parse", "HEAD")
+    sha_a = rev(repo, "HEAD")
     write(repo, "prompts/summary.yaml", SUMMARY.replace("Summarize", "Condense"))
     sha_b = commit(repo, "B: condense")
     write(repo, "prompts/summary.yaml", SUMMARY.replace("Summarize", "Work tree edit"))
@@ -210,7 +204,7 @@ def test_plan_and_apply_ref_read_that_commits_tree_without_a_checkout(cli, repo)
     assert summary.versions[0].provenance["commit"] == sha_b[:7]
     assert (repo / "prompts/summary.yaml").read_text().startswith("type: text")  # work tree untouched
     assert "Work tree edit" in (repo / "prompts/summary.yaml").read_text()
-    assert git(repo, "rev-parse", "HEAD") == sha_b
+    assert rev(repo, "HEAD") == sha_b
 
 
 def test_validate_ref_reports_the_commits_errors_with_positions(cli, repo):
@@ -222,7 +216,7 @@ def test_validate_ref_reports_the_commits_errors_with_positions(cli, repo):
     assert r.code == 1
     assert r.err.startswith("prompts/summary.yaml:5:9: error:"), r.err
     ok = cli("-C", repo, "validate", "--ref", "HEAD~1")
-    short = git(repo, "rev-parse", "--short=7", "HEAD~1")
+    short = rev(repo, "HEAD~1", short=True)
     assert (ok.code, ok.out) == (0, f"Success! 2 prompt files are valid at {short} (HEAD~1).\n")
 
 
@@ -371,7 +365,7 @@ def test_saved_plan_and_ref_do_not_mix(cli, repo, tmp_path):
 
 
 def test_history_answers_which_commit_is_live(cli, repo):
-    sha_a = git(repo, "rev-parse", "HEAD")
+    sha_a = rev(repo, "HEAD")
     apply(cli, repo)
     write(repo, "prompts/reply.yaml", REPLY_A.replace("Answer politely", "Answer kindly")
           .replace("stable: 90, concise: 10", "stable: 80, concise: 20"))
@@ -474,7 +468,7 @@ def test_changed_since_still_checks_name_clashes_with_unchanged_files(cli, repo)
 
 def test_drift_compares_the_target_with_head_not_the_work_tree(cli, repo):
     apply(cli, repo)
-    short = git(repo, "rev-parse", "--short=7", "HEAD")
+    short = rev(repo, "HEAD", short=True)
     r = cli("-C", repo, "drift")
     assert (r.code, r.out) == (0, f'No drift: target "local" (local) matches commit {short}.\n')
     write(repo, "prompts/summary.yaml", SUMMARY.replace("Summarize", "Uncommitted"))
@@ -487,7 +481,7 @@ def test_drift_compares_the_target_with_head_not_the_work_tree(cli, repo):
     assert '~ label "staging": v1 (stable) -> v2 (concise)' in r.out
     assert "summary" not in r.out
     data = json.loads(cli("-C", repo, "drift", "--json").out)
-    assert kinds(data) == [("move_label", "reply")] and data["commit"] == git(repo, "rev-parse", "HEAD")
+    assert kinds(data) == [("move_label", "reply")] and data["commit"] == rev(repo, "HEAD")
 
 
 def test_drift_at_a_ref_and_outside_git(cli, repo, tmp_path):
