@@ -97,8 +97,12 @@ def _changed(repo: Repository, root: Path, ref: str | None, since: str) -> tuple
     where = f"since {since} ({changes.base.short})"
     if changes.config_changed:
         return None, None  # every prompt depends on promptops.yaml: a full plan
-    partial = (f"Partial plan: only {plural(len(changes.changed), 'prompt file')} changed {where} "
-               "were compared with the remote; run a full plan to see drift in the others.")
+    if changes.changed:
+        partial = (f"Partial plan: only {plural(len(changes.changed), 'prompt file')} changed {where} "
+                   "were compared with the remote; run a full plan to see drift in the others.")
+    else:
+        partial = (f"Partial plan: no prompt file changed {where}, so nothing was compared with the remote; "
+                   "run a full plan to see drift.")
     if changes.deleted:
         partial += (f" Deleted since then: {', '.join(changes.deleted)}; their prompts are left as they are "
                     "(a full plan with --prune deletes them).")
