@@ -1,0 +1,243 @@
+"""The one HTTP layer every remote provider uses (httpx): timeouts, retries honouring
+``Retry-After``, the mapping of status codes and error bodies to promptops errors, and credential
+redaction in every message.
+
+Retry rules (what may be sent again without changing the outcome):
+
+* 429 is retried for every method: the server refused the request, so nothing happened. The wait
+  is ``Retry-After`` (seconds or an HTTP date), else a ``retryAfterSeconds`` in the error body,
+  else exponential backoff; never more than ``max_wait``.
+* 5xx, 408 and broken connections are retried only for idempotent requests (GET, PUT, DELETE, and
+  calls the adapter marks ``idempotent=True``, such as "move label to version 3"). For a create,
+  they raise ``ProviderError(ambiguous=True)``: the request may have landed, and the apply engine
+  looks for the version by digest before creating it again.
+* A connection that could not be opened is retried for every method (nothing was sent).
+
+Errors never contain a credential: every message passes through :meth:`HttpClient.redact`, which
+removes the secret values it was given (and their Basic-auth encodings) wherever they appear.
+"""
+from __future__ import annotations
+
+import base64
+import email.utils
+import json
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping
+
+import httpx
+
+from . import __version__
+from .errors import ProviderError
+
+IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+RETRY_STATUSES = frozenset({408, 500, 502, 503, 504})
+USER_AGENT = f"promptops/{__version__}"
+
+
+class RemoteError(ProviderError):
+    """A non-2xx answer: ``status`` and the server's own ``detail`` message (redacted)."""
+
+    def __init__(self, message: str, *, status: int, detail: str = "", ambiguous: bool = False):
+        super().__init__(message, ambiguous=ambiguous)
+        self.status = status
+        self.detail = detail
+
+
+class NotFound(RemoteError):
+    """404: adapters turn it into "absent" where absence is an answer (reading a new prompt)."""
+
+
+@dataclass
+class HttpSettings:
+    """How a provider talks to its platform.
+
+    ``auth_hint`` names the environment variables behind the credentials, for 401/403 messages.
+    ``secrets`` are the credential values to redact. ``sleep`` is injectable so tests of retry
+    timing need not wait."""
+
+    base_url: str
+    target: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    auth: tuple[str, str] | None = None
+    secrets: Iterable[str] = ()
+    auth_hint: str = ""
+    timeout: float = 10.0
+    max_retries: int = 4
+    max_wait: float = 60.0
+    transport: httpx.BaseTransport | None = None
+    sleep: Callable[[float], None] = time.sleep
+
+
+class HttpClient:
+    """A connection to one platform; thread-safe (httpx.Client is), so apply can run prompts in
+    parallel on one client."""
+
+    def __init__(self, settings: HttpSettings):
+        self.settings = settings
+        secrets = [s for s in settings.secrets if s]
+        if settings.auth:
+            user, password = settings.auth
+            token = base64.b64encode(f"{user}:{password}".encode()).decode()
+            secrets += [token, password]
+        # longest first, so a secret that contains another is removed whole
+        self._secrets = sorted(set(secrets), key=len, reverse=True)
+        self._client = httpx.Client(
+            base_url=settings.base_url.rstrip("/"),
+            headers={"User-Agent": USER_AGENT, "Accept": "application/json", **settings.headers},
+            auth=settings.auth,
+            timeout=settings.timeout,
+            transport=settings.transport,
+            follow_redirects=False,  # a redirect would resend credentials to another place
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+    # ------------------------------------------------------------------ requests
+
+    def request(self, method: str, path: str, *, params: Mapping[str, Any] | None = None,
+                json_body: Any = None, idempotent: bool | None = None, what: str = "") -> Any:
+        """Send a request, retrying as the module docstring says; the decoded JSON body of a 2xx
+        answer (None when empty). ``what`` names the operation in error messages."""
+        method = method.upper()
+        safe = method in IDEMPOTENT if idempotent is None else idempotent
+        what = what or f"{method} {path}"
+        attempt = 0
+        while True:
+            try:
+                response = self._client.request(method, path, params=_clean(params), json=json_body)
+            except httpx.ConnectError as exc:  # nothing was sent
+                if attempt < self.settings.max_retries:
+                    self._wait(attempt, None)
+                    attempt += 1
+                    continue
+                raise ProviderError(self.redact(f"{self._who()}: cannot connect to {self.settings.base_url} "
+                                                f"({_reason(exc)}); check base_url and the network")) from None
+            except httpx.TransportError as exc:  # sent, but the answer was lost: it may have landed
+                if safe and attempt < self.settings.max_retries:
+                    self._wait(attempt, None)
+                    attempt += 1
+                    continue
+                raise ProviderError(self.redact(f"{self._who()}: {what} failed: {_reason(exc)}"),
+                                    ambiguous=not safe) from None
+            status = response.status_code
+            if status < 300:
+                return _decode(response)
+            retry = status == 429 or (status in RETRY_STATUSES and safe)
+            if retry and attempt < self.settings.max_retries:
+                self._wait(attempt, _retry_after(response))
+                attempt += 1
+                continue
+            raise self._error(response, what, ambiguous=status >= 500 and not safe)
+
+    def get(self, path: str, *, params: Mapping[str, Any] | None = None, what: str = "") -> Any:
+        return self.request("GET", path, params=params, what=what)
+
+    def redact(self, text: str) -> str:
+        """``text`` with every credential value replaced by ``***``."""
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    # ------------------------------------------------------------------ internals
+
+    def _who(self) -> str:
+        return f"target {self.settings.target!r}"
+
+    def _wait(self, attempt: int, retry_after: float | None) -> None:
+        if retry_after is None:
+            # exponential backoff with full jitter: 0.5, 1, 2, 4 s ceilings
+            retry_after = random.uniform(0, 0.5 * 2 ** attempt)
+        self.settings.sleep(min(max(retry_after, 0.0), self.settings.max_wait))
+
+    def _error(self, response: httpx.Response, what: str, *, ambiguous: bool) -> RemoteError:
+        status = response.status_code
+        detail = self.redact(_detail(response))
+        who = self._who()
+        if status == 401:
+            message = f"{who}: authentication failed (401){_colon(detail)}; check {self.settings.auth_hint or 'the credentials'}"
+        elif status == 403:
+            message = f"{who}: access denied (403) for {what}{_colon(detail)}; check the key's permissions"
+            if self.settings.auth_hint:
+                message += f" ({self.settings.auth_hint})"
+        elif status == 429:
+            message = f"{who}: rate limited (429) for {what}, still after {self.settings.max_retries} retries; try again later"
+        else:
+            message = f"{who}: {what} failed with {status} {response.reason_phrase}{_colon(detail)}"
+            if ambiguous:
+                message += " (the request may have taken effect; run plan again to see)"
+        cls = NotFound if status == 404 else RemoteError
+        return cls(self.redact(message), status=status, detail=detail, ambiguous=ambiguous)
+
+
+def _clean(params: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if params is None:
+        return None
+    return {k: v for k, v in params.items() if v is not None}
+
+
+def _decode(response: httpx.Response) -> Any:
+    if not response.content:
+        return None
+    try:
+        return response.json()
+    except ValueError:
+        return response.text
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """Seconds to wait from ``Retry-After`` (delta-seconds or HTTP date), else from an error body's
+    ``retryAfterSeconds`` (Langfuse, PromptLab), else None."""
+    header = response.headers.get("Retry-After")
+    if header:
+        header = header.strip()
+        if header.replace(".", "", 1).isdigit():
+            return float(header)
+        try:
+            when = email.utils.parsedate_to_datetime(header)
+        except (TypeError, ValueError):
+            when = None
+        if when is not None:
+            return max(0.0, when.timestamp() - time.time())
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    details = body.get("details") if isinstance(body, dict) else None
+    for source in (details, body):
+        if isinstance(source, dict) and isinstance(source.get("retryAfterSeconds"), (int, float)):
+            return float(source["retryAfterSeconds"])
+    return None
+
+
+def _detail(response: httpx.Response) -> str:
+    """The server's own words from an error body of any of the platforms' shapes: ``message``,
+    ``error`` (a string, or ``{code, message}``), ``detail``; or the text, shortened."""
+    try:
+        body = response.json()
+    except ValueError:
+        text = " ".join(response.text.split())
+        return text[:200] + ("…" if len(text) > 200 else "")
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict):
+            return str(error.get("message") or error.get("code") or json.dumps(error))
+        parts = [str(body[k]) for k in ("message", "detail") if isinstance(body.get(k), (str, int))]
+        if isinstance(error, str) and error not in parts:
+            parts.append(error)
+        elif isinstance(error, list) and error:  # validation issues (zod): each has a message
+            parts.append("; ".join(str(e.get("message", e)) if isinstance(e, dict) else str(e) for e in error))
+        if parts:
+            return ": ".join(parts)
+    return json.dumps(body)[:200]
+
+
+def _colon(detail: str) -> str:
+    return f": {detail}" if detail else ""
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc) or type(exc).__name__
+    return text.splitlines()[0]
