@@ -113,12 +113,16 @@ def apply_plan(plan: Plan, provider: Provider, *, concurrency: int = 1, progress
     failures: list[Exception] = []
 
     def run_prompt(actions: list[Action]) -> None:
+        carried = _carried_labels(actions, provider)
         for action in actions:
             if stop.is_set():
                 return
             text = describe_action(action)
             try:
-                created = _run(action, provider, result.created, plan)
+                if id(action) in carried.moves:
+                    created = None  # the create of its version set it already
+                else:
+                    created = _run(action, provider, result.created, plan, carried.labels)
             except Exception as exc:  # noqa: BLE001 - every failure stops the run and is reported
                 with lock:
                     failures.append(exc)
@@ -150,11 +154,35 @@ def apply_plan(plan: Plan, provider: Provider, *, concurrency: int = 1, progress
     return result
 
 
-def _run(action: Action, provider: Provider, created: Mapping[tuple[str, str], str], plan: Plan) -> str | None:
+@dataclass
+class _Carried:
+    """Label moves a create carries (``labels_on_create`` providers): labels by version key, and
+    the MoveLabel actions that need no call of their own."""
+
+    labels: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    moves: set[int] = field(default_factory=set)  # id() of the actions: content mappings are unhashable
+
+
+def _carried_labels(actions: list[Action], provider: Provider) -> _Carried:
+    carried = _Carried()
+    if not provider.capabilities.labels_on_create:
+        return carried
+    creating = {a.version for a in actions if isinstance(a, CreateVersion)}
+    for action in actions:
+        if isinstance(action, MoveLabel) and action.to.remote_version is None and action.to.version in creating:
+            key = str(action.to.version)
+            carried.labels[key] = (*carried.labels.get(key, ()), action.label)
+            carried.moves.add(id(action))
+    return carried
+
+
+def _run(action: Action, provider: Provider, created: Mapping[tuple[str, str], str], plan: Plan,
+         labels: Mapping[str, tuple[str, ...]]) -> str | None:
     """One provider call; returns the remote id for a created version."""
     if isinstance(action, CreateVersion):
         provenance = stamp(plan.commit, plan.commit_subject, plan.dirty, action.path, action.version)
-        return _create(provider, NewVersion(action.prompt, action.content, action.digest, provenance))
+        return _create(provider, NewVersion(action.prompt, action.content, action.digest, provenance,
+                                            labels=labels.get(action.version, ())))
     if isinstance(action, MoveLabel):
         target = action.to.remote_version or created[(action.prompt, action.to.version)]
         provider.move_label(action.prompt, action.label, target)
@@ -182,5 +210,7 @@ def _create(provider: Provider, new: NewVersion) -> str:
         existing = provider.read([new.prompt]).prompts.get(new.prompt)
         for version in reversed(existing.versions if existing else ()):
             if version.digest == new.digest:
+                for label in new.labels:  # it may have landed without them: make sure
+                    provider.move_label(new.prompt, label, version.id)
                 return version.id
         return provider.create_version(new)

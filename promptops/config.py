@@ -46,6 +46,8 @@ class Target:
     labels: tuple[str, ...] | None = None
     concurrency: int = 1
     rate_limits: Mapping[str, str] = field(default_factory=dict)
+    flavour: str | None = None  # langfuse only: "langfuse" or "browserstack"
+    timeout: float = 10.0  # seconds per HTTP request
 
     @property
     def capabilities(self) -> Capabilities:
@@ -160,6 +162,8 @@ def _build(root: Path, loaded: Loaded, name: str) -> tuple[Config, list[Diagnost
             labels=tuple(raw["labels"]) if "labels" in raw else None,
             concurrency=raw.get("concurrency", DEFAULT_CONCURRENCY[provider]),
             rate_limits=raw.get("rate_limits", {}),
+            flavour=raw.get("flavour"),
+            timeout=float(raw.get("timeout", 10.0)),
         )
     default = data.get("default_target")
     if default is None:
@@ -200,6 +204,10 @@ def _check_target(tname: str, raw: Mapping[str, Any], loaded: Loaded, name: str)
     for key in sorted(required - set(creds)):
         add(("credentials",) if creds else ("provider",), f"missing credentials.{key} for provider {provider}",
             f"add credentials: {{{key}: ${{{provider.upper()}_{key.upper()}}}}}")
+    if "flavour" in raw and provider != "langfuse":
+        add(("flavour",), f"'flavour' is only for the langfuse provider, not {provider}", "remove it", key=True)
+    if "timeout" in raw and provider == "local":
+        add(("timeout",), "the local provider has no timeout", "remove it", key=True)
     if "path" in raw and provider != "local":
         add(("path",), f"'path' is only for the local provider, not {provider}", "use base_url", key=True)
     if "base_url" in raw:

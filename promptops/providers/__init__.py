@@ -22,7 +22,13 @@ def _open_local(target: Target, root: Path) -> Provider:
     return LocalProvider(root / target.path)
 
 
-OPENERS: dict[str, Callable[[Target, Path], Provider]] = {"local": _open_local}
+def _open_langfuse(target: Target, root: Path) -> Provider:
+    from .langfuse import LangfuseProvider
+
+    return LangfuseProvider(target)
+
+
+OPENERS: dict[str, Callable[[Target, Path], Provider]] = {"local": _open_local, "langfuse": _open_langfuse}
 
 
 def open_provider(target: Target, root: Path) -> Provider:

@@ -20,7 +20,9 @@ class Capabilities:
 
     ``labels``: "many" (any number of labels) or "single" (one pointer, mapped to one label).
     ``reserved_labels``: labels the platform manages itself; never planned.
-    ``metadata``: which of "tags"/"description" the platform stores.
+    ``metadata``: which of "tags"/"description" the platform stores (and can change on its own).
+    ``labels_on_create``: a create can carry the labels that move to the new version, so apply
+    sends them with it instead of one call per label.
     """
 
     labels: str = "many"
@@ -31,14 +33,16 @@ class Capabilities:
     template_formats: frozenset[str] = frozenset({"mustache", "jinja2", "f-string"})
     reserved_labels: frozenset[str] = frozenset()
     metadata: frozenset[str] = frozenset({"tags", "description"})
+    labels_on_create: bool = False
 
 
 # What each provider kind can represent. Used by `validate` (offline) as well as by the planner,
 # so a file that a target cannot represent fails before any network call.
 CAPABILITIES: dict[str, Capabilities] = {
     "local": Capabilities(traffic=True),
+    # Langfuse writes tags only with a new version, so promptops does not manage them there.
     "langfuse": Capabilities(
-        remove_label=False, reserved_labels=frozenset({"latest"}), metadata=frozenset({"tags"})
+        remove_label=False, reserved_labels=frozenset({"latest"}), metadata=frozenset(), labels_on_create=True
     ),
     "promptlayer": Capabilities(delete_prompt=False, template_formats=frozenset({"jinja2", "f-string"})),
     "promptrails": Capabilities(labels="single", remove_label=False, metadata=frozenset({"description"})),
@@ -64,6 +68,7 @@ class NewVersion:
     content: Mapping[str, Any]
     digest: str
     provenance: Mapping[str, Any]
+    labels: tuple[str, ...] = ()  # moved to the new version with the create (labels_on_create only)
 
 
 class Provider(Protocol):

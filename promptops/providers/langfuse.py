@@ -1,0 +1,216 @@
+"""The Langfuse provider (public prompts API v2), and its BrowserStack AI Evals flavour.
+
+What Langfuse holds (../shared/providers-api.md section 4, sdk-contracts.md section 1):
+
+* one row per (name, version); versions are integers from 1; every POST makes a new version;
+* labels are unique across a prompt's versions; ``latest`` is the platform's own and always on the
+  newest version; ``PATCH .../versions/N {"newLabels": [...]}`` adds labels and takes them off
+  every other version, and cannot remove a label (a removal is a plan warning, never a no-op);
+* tags are shared by all versions and written only by a create; no description; no traffic.
+
+How promptops content maps onto a row (and back, so a version has the digest it was created
+from): ``template`` or ``messages`` -> ``prompt`` (a placeholder message is
+``{"type": "placeholder", "name": ...}``); the model config -> ``config`` with ``name`` written
+as ``model`` (Langfuse's own convention), the tools as ``config.tools``, and a template format
+other than mustache as ``config.template_format``. The BrowserStack flavour sends model config and
+tools as ``modelParams`` and ``toolList`` instead. The provenance stamp is the ``commitMessage``.
+"""
+from __future__ import annotations
+
+import contextlib
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Collection, ContextManager, Mapping
+from urllib.parse import quote
+
+from ..config import Target
+from ..digest import canonical_content, content_digest
+from ..errors import ProviderError
+from ..http import HttpClient, HttpSettings, NotFound
+from ..model import RemotePrompt, RemoteState, RemoteVersion
+from ..provenance import message, parse_message
+from .base import CAPABILITIES, Capabilities, NewVersion
+
+API = "/api/public/v2/prompts"
+PAGE_LIMIT = 100  # the API's maximum
+COMMIT_MESSAGE_LIMIT = 500
+DEFAULT_URLS = {"langfuse": "https://cloud.langfuse.com", "browserstack": "https://evals-api.browserstack.com"}
+# config keys promptops writes besides the model parameters
+_MODEL_NAME, _TOOLS, _FORMAT = "model", "tools", "template_format"
+
+
+class LangfuseProvider:
+    """A connection to a Langfuse project (or the BrowserStack clone)."""
+
+    kind = "langfuse"
+    capabilities: Capabilities = CAPABILITIES["langfuse"]
+
+    def __init__(self, target: Target, *, transport: Any = None, sleep: Any = None):
+        self.target = target
+        self.flavour = target.flavour or "langfuse"
+        public, secret = target.secret("public_key"), target.secret("secret_key")
+        creds = " and ".join(target.credentials[k] for k in ("public_key", "secret_key"))
+        settings = HttpSettings(
+            base_url=target.base_url or DEFAULT_URLS[self.flavour], target=target.name, auth=(public, secret),
+            secrets=(secret,), auth_hint=f"the keys in {creds}", timeout=target.timeout,
+            transport=transport, headers={"X-Langfuse-Public-Key": public})
+        if sleep is not None:
+            settings.sleep = sleep
+        self.http = HttpClient(settings)
+        self.concurrency = max(1, target.concurrency)
+
+    # ------------------------------------------------------------------ reading
+
+    def lock(self, timeout: float) -> ContextManager[None]:
+        # Langfuse has no lock; apply relies on re-reading the remote before it writes.
+        return contextlib.nullcontext()
+
+    def list_names(self) -> list[str]:
+        return sorted(self._listing())
+
+    def _listing(self, name: str | None = None) -> dict[str, list[int]]:
+        """name -> version numbers, over every page of the list endpoint."""
+        found: dict[str, list[int]] = {}
+        page = 1
+        while True:
+            body = self.http.get(API, params={"page": page, "limit": PAGE_LIMIT, "name": name}, what="list prompts")
+            for item in _field(body, "data", list):
+                found[item["name"]] = sorted(int(v) for v in item.get("versions", []))
+            meta = body.get("meta") or body.get("pagination") or {}
+            if page >= int(meta.get("totalPages") or 0):
+                return found
+            page += 1
+
+    def read(self, names: Collection[str] | None = None) -> RemoteState:
+        listing = self._listing()
+        wanted = sorted(listing if names is None else set(names) & set(listing))
+        jobs = [(name, v) for name in wanted for v in listing[name]]
+        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+            rows = list(pool.map(lambda job: self._get_version(*job), jobs))
+        by_name: dict[str, list[Mapping[str, Any]]] = {}
+        for (name, _), row in zip(jobs, rows):
+            if row is not None:  # deleted between the list and the get
+                by_name.setdefault(name, []).append(row)
+        return RemoteState(prompts={name: self._prompt(name, rows) for name, rows in sorted(by_name.items())})
+
+    def _get_version(self, name: str, version: int) -> Mapping[str, Any] | None:
+        try:
+            return self.http.get(f"{API}/{_quote(name)}", params={"version": version},
+                                 what=f"read {name!r} version {version}")
+        except NotFound:
+            return None
+
+    def _prompt(self, name: str, rows: list[Mapping[str, Any]]) -> RemotePrompt:
+        rows = sorted(rows, key=lambda r: int(r["version"]))
+        labels = {label: str(row["version"]) for row in rows for label in row.get("labels") or ()}
+        return RemotePrompt(
+            name=name,
+            versions=tuple(self._version(name, row) for row in rows),
+            labels=dict(sorted(labels.items())),
+            tags=tuple(sorted(rows[-1].get("tags") or ())),
+        )
+
+    def _version(self, name: str, row: Mapping[str, Any]) -> RemoteVersion:
+        content = self.to_content(row)
+        try:
+            digest = content_digest(content)
+        except ValueError as exc:
+            raise ProviderError(f"target {self.target.name!r}: version {row.get('version')} of {name!r} cannot "
+                                f"be read as a prompt ({exc})") from None
+        return RemoteVersion(id=str(row["version"]), digest=digest, content=content,
+                             provenance=parse_message(row.get("commitMessage")), created_at=row.get("createdAt"))
+
+    # ------------------------------------------------------------------ content mapping
+
+    def to_body(self, content: Mapping[str, Any]) -> dict[str, Any]:
+        """The create-request fields for canonical ``content``."""
+        model = dict(content.get("model") or {})
+        params = {(_MODEL_NAME if k == "name" else k): v for k, v in model.items()}
+        tools = list(content.get("tools") or [])
+        body: dict[str, Any] = {"type": content["type"]}
+        if content["type"] == "text":
+            body["prompt"] = content["template"]
+        else:
+            body["prompt"] = [{"type": "placeholder", "name": m["placeholder"]} if "placeholder" in m
+                              else {"role": m["role"], "content": m["content"]} for m in content["messages"]]
+        config: dict[str, Any] = {}
+        if content["template_format"] != "mustache":
+            config[_FORMAT] = content["template_format"]
+        if self.flavour == "browserstack":
+            body["modelParams"] = params
+            body["toolList"] = tools
+        else:
+            config.update(params)
+            if tools:
+                config[_TOOLS] = tools
+        body["config"] = config
+        return body
+
+    def to_content(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        """Canonical content of a row (the inverse of :meth:`to_body`)."""
+        config = dict(row.get("config") or {})
+        fmt = config.pop(_FORMAT, "mustache")
+        if self.flavour == "browserstack":
+            params = dict(row.get("modelParams") or {})
+            tools = list(row.get("toolList") or [])
+            for key, value in config.items():  # anything set in config by hand still counts
+                params.setdefault(key, value)
+        else:
+            tools = list(config.pop(_TOOLS, []) or [])
+            params = config
+        model = {("name" if k == _MODEL_NAME else k): v for k, v in params.items()}
+        if row.get("type") == "chat" or isinstance(row.get("prompt"), list):
+            messages = [{"placeholder": m.get("name")} if m.get("type") == "placeholder"
+                        else {"role": m.get("role"), "content": m.get("content")} for m in row.get("prompt") or []]
+            return canonical_content(type="chat", template_format=fmt, messages=messages, model=model, tools=tools)
+        return canonical_content(type="text", template_format=fmt, template=row.get("prompt") or "", model=model,
+                                 tools=tools)
+
+    # ------------------------------------------------------------------ writing
+
+    def create_version(self, new: NewVersion) -> str:
+        body = {"name": new.prompt, **self.to_body(new.content),
+                "labels": sorted(new.labels), "commitMessage": message(new.provenance, COMMIT_MESSAGE_LIMIT)}
+        row = self.http.request("POST", API, json_body=body, what=f"create a version of {new.prompt!r}")
+        return str(_field(row, "version", int))
+
+    def move_label(self, prompt: str, label: str, version_id: str) -> None:
+        # idempotent: the label ends on this version however often it is sent
+        self.http.request("PATCH", f"{API}/{_quote(prompt)}/versions/{int(version_id)}",
+                          json_body={"newLabels": [label]}, idempotent=True,
+                          what=f"move label {label!r} of {prompt!r} to version {version_id}")
+
+    def remove_label(self, prompt: str, label: str) -> None:
+        raise ProviderError(f"target {self.target.name!r}: Langfuse cannot remove a label ({label!r} of {prompt!r}); "
+                            "move it to another version instead")
+
+    def set_traffic(self, prompt: str, label: str, weights: Mapping[str, int] | None) -> None:
+        raise ProviderError(f"target {self.target.name!r}: Langfuse has no traffic splits")
+
+    def update_metadata(self, prompt: str, tags: Collection[str], description: str | None) -> None:
+        raise ProviderError(f"target {self.target.name!r}: Langfuse sets tags only when a version is created")
+
+    def delete_prompt(self, prompt: str) -> None:
+        try:
+            self.http.request("DELETE", f"{API}/{_quote(prompt)}", what=f"delete {prompt!r}")
+        except NotFound:
+            pass  # already gone: the goal is reached
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> "LangfuseProvider":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _quote(name: str) -> str:
+    """A prompt name as one path segment: '/' in folder names is sent as %2F, as the SDK does."""
+    return quote(name, safe="")
+
+
+def _field(body: Any, key: str, kind: type) -> Any:
+    if not isinstance(body, dict) or not isinstance(body.get(key), kind):
+        raise ProviderError(f"unexpected answer from Langfuse: no {key!r} in {str(body)[:200]}")
+    return body[key]
