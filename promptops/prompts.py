@@ -177,10 +177,11 @@ def _selection_problem(path: Path, prompts_dir: Path) -> tuple[str, str] | None:
 def _display(path: Path, root: Path) -> str:
     """``path`` relative to the project root, '/'-separated (symlinks are not resolved, so a
     diagnostic names the file the user sees)."""
+    absolute = Path(os.path.abspath(path))
     try:
-        return Path(os.path.abspath(path)).relative_to(root).as_posix()
-    except ValueError:
-        return str(path)
+        return absolute.relative_to(root).as_posix()
+    except ValueError:  # a prompts folder beside the project (prompts: ../shared): '../shared/a.yaml'
+        return Path(os.path.relpath(absolute, root)).as_posix()
 
 
 def _duplicate_name(name: str, where: list[tuple[str, tuple[int, int]]]) -> list[Diagnostic]:
@@ -227,7 +228,11 @@ def _load_prompt_file(path: Path, config: Config
                       ) -> tuple[PromptSpec | None, list[Diagnostic], tuple[int, int]]:
     """:func:`load_prompt_file`, plus the position of the prompt's name (1:1 when derived)."""
     rel = _display(path, config.root)
-    target = path.resolve()
+    try:
+        target = path.resolve(strict=path.is_symlink())
+    except (OSError, RuntimeError):  # a symlink loop, or a link to nowhere
+        return None, [Diagnostic(rel, 1, 1, "file is a symlink that loops or points nowhere",
+                                 "replace the symlink with a regular file")], (1, 1)
     if not target.is_relative_to(config.prompts_dir):
         # A symlink out of the folder would let a prompt file read anything the user can.
         return None, [Diagnostic(rel, 1, 1, f"file resolves outside the prompts folder ({target})",

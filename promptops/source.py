@@ -9,6 +9,7 @@ project root stays the real one, so a local target's registry is the usual file.
 from __future__ import annotations
 
 import dataclasses
+import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,7 +107,7 @@ def _changed(repo: Repository, root: Path, ref: str | None, since: str) -> tuple
     if changes.deleted:
         partial += (f" Deleted since then: {', '.join(changes.deleted)}; their prompts are left as they are "
                     "(a full plan with --prune deletes them).")
-    return [root / p for p in changes.changed], partial
+    return [Path(os.path.normpath(root / p)) for p in changes.changed], partial
 
 
 def _config_at(repo: Repository, root: Path, ref: str | None) -> Config:
@@ -127,6 +128,9 @@ def _at_commit(repo: Repository, root: Path, ref: str, only: list[Path] | None) 
     with tempfile.TemporaryDirectory(prefix="promptops-ref-") as tmp:
         project_dir = repo.materialize(commit.sha, [CONFIG_FILE], Path(tmp))
         config, _ = load_config(project_dir)
+        if Path(config.prompts).is_absolute():
+            raise GitError(f"--ref needs prompts: in {CONFIG_FILE} relative to the project directory, not "
+                           f"{config.prompts!r} (an absolute path would read the work tree, not the commit)")
         repo.materialize(commit.sha, [config.prompts], Path(tmp))
         if not config.prompts_dir.is_dir() and config.prompts_at is None:
             where = "" if str(repo.prefix) == "." else f" under {repo.prefix}/"
@@ -142,10 +146,6 @@ def _at_commit(repo: Repository, root: Path, ref: str, only: list[Path] | None) 
 
 
 def _relative(path: Path, root: Path) -> Path:
-    """``path`` relative to the project root (paths are relative to it already unless absolute)."""
-    if not path.is_absolute():
-        return path
-    try:
-        return path.resolve().relative_to(root)
-    except ValueError:
-        return path  # outside the project: load_project reports it
+    """``path`` relative to the project root, lexically ('..' where it is beside the project), so
+    it names the same file below the temporary copy of the commit."""
+    return Path(os.path.relpath(os.path.normpath(root / path), root))

@@ -16,6 +16,7 @@ repository: an unrelated edit in a monorepo, or the local registry file, never b
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterable
@@ -29,6 +30,16 @@ _SUBMODULE = 0o160000
 
 class GitError(ConfigError):
     """git could not answer: not a repository, an unknown ref, git missing, history too shallow."""
+
+
+class NoGit(GitError):
+    """There is nothing git can say here: not a repository, no commit yet, or no git installed.
+    The lenient :func:`head` turns this (and only this) into None; any other git failure, such as
+    a repository git refuses to read ("dubious ownership"), is an error everywhere."""
+
+
+NOT_INSTALLED = ("git is not installed or not on PATH (promptops needs it here); install git, "
+                 "or set GIT_PYTHON_GIT_EXECUTABLE to its path")
 
 
 @dataclass(frozen=True)
@@ -63,8 +74,7 @@ def _git() -> Any:
     try:
         import git
     except ImportError as exc:
-        raise GitError("git is not installed or not on PATH (promptops needs it here); install git, "
-                       "or set GIT_PYTHON_GIT_EXECUTABLE to its path") from exc
+        raise NoGit(NOT_INSTALLED) from exc
     return git
 
 
@@ -73,7 +83,7 @@ def head(root: Path, paths: Iterable[str] = ()) -> Commit | None:
     uncommitted changes), or None when there is no repository, no commit yet or no git."""
     try:
         return Repository.open(root).head(paths)
-    except GitError:
+    except NoGit:
         return None
 
 
@@ -95,8 +105,8 @@ class Repository:
         try:
             repo = git.Repo(root, search_parent_directories=True)
         except (git.exc.InvalidGitRepositoryError, git.exc.NoSuchPathError):
-            raise GitError(f"{root} is not in a git repository; run `git init` and commit the prompt "
-                           "files first") from None
+            raise NoGit(f"{root} is not in a git repository; run `git init` and commit the prompt "
+                        "files first") from None
         if repo.bare or repo.working_tree_dir is None:
             raise GitError(f"{root} is in a bare git repository; run promptops in a clone with a work tree")
         return cls(repo, root)
@@ -105,13 +115,7 @@ class Repository:
 
     def head(self, paths: Iterable[str] = ()) -> Commit:
         """HEAD (detached or on a branch), dirty when any of ``paths`` has uncommitted changes."""
-        git = _git()
-        try:
-            commit = self._repo.head.commit
-        except ValueError:
-            raise GitError("the repository has no commits yet; commit the prompt files first") from None
-        except git.exc.GitCommandError as exc:
-            raise GitError(f"git failed: {_stderr(exc)}") from None
+        commit = self._head_commit()
         dirty = self.uncommitted(paths) if paths else []
         return _commit(commit, dirty)
 
@@ -127,22 +131,46 @@ class Repository:
             # git itself resolves the name: gitpython's resolver would walk into the parents a
             # shallow clone does not have and fail later, on first use.
             sha = self._repo.git.rev_parse("--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}")
+        except git.exc.GitCommandNotFound:
+            raise NoGit(NOT_INSTALLED) from None
+        except git.exc.GitCommandError as exc:
+            complaint = _stderr(exc, default="")
+            if "expected commit type" in complaint:  # a tree or blob sha
+                raise GitError(f"unknown git ref {ref!r}: it does not name a commit ({complaint})") from None
+            if complaint:  # git itself failed (e.g. dubious ownership), not the name
+                raise GitError(f"git failed: {complaint}") from None
+            if self._no_commits():
+                raise NoGit("the repository has no commits yet; commit the prompt files first") from None
+            raise GitError(self._unknown(ref)) from None
+        try:
             found = self._repo.commit(sha)
             found.message  # noqa: B018 - loads the object now, so a missing one fails here
             return found
-        except (git.exc.BadName, git.exc.BadObject, ValueError, git.exc.GitCommandError):
+        except (git.exc.BadName, git.exc.BadObject, ValueError, git.exc.GitCommandError, OSError):
             raise GitError(self._unknown(ref)) from None
+
+    def _no_commits(self) -> bool:
+        try:
+            return not self._repo.git.rev_list("-n1", "--all").strip()
+        except _git().exc.GitError:
+            return False
 
     def _unknown(self, ref: str) -> str:
         if self.shallow:
             return (f"unknown git ref {ref!r}: this clone is shallow, so older commits are missing; fetch more "
                     "history (git fetch --unshallow, or fetch-depth: 0 in actions/checkout)")
+        if re.fullmatch(r"[0-9a-fA-F]{4,40}|.*[~^@:].*", ref):  # a sha or a relative ref: no name to fetch
+            return f"unknown git ref {ref!r}: no such commit in this clone; check it, or fetch more history"
         return (f"unknown git ref {ref!r}: no branch, tag or commit of that name here; check the name, or "
                 f"fetch it first (git fetch origin {ref})")
 
     @property
     def shallow(self) -> bool:
-        return (Path(self._repo.git_dir) / "shallow").is_file()
+        """True in a shallow clone (also in a linked worktree of one: git knows, the files may not)."""
+        try:
+            return self._repo.git.rev_parse("--is-shallow-repository").strip() == "true"
+        except _git().exc.GitError:
+            return (Path(self._repo.common_dir) / "shallow").is_file()
 
     def knows(self, sha: str) -> bool:
         """True when ``sha`` (full or abbreviated) is a commit in this clone."""
@@ -158,14 +186,19 @@ class Repository:
         """Files under ``paths`` (relative to the project directory) that differ from HEAD:
         modified, staged, deleted, untracked, and ignored ones too (promptops would read them, but
         they are in no commit). Only files promptops reads count (``*.yaml``/``*.yml`` outside
-        hidden folders). Project-relative, sorted."""
+        hidden folders). Project-relative, sorted; a path outside the repository is listed as
+        "PATH (outside the repository)": nothing there is committed."""
+        paths = list(paths)
+        outside = [f"{p} (outside the repository)" for p in paths if self._inside(p) is None]
         specs = self._pathspecs(paths)
         if not specs:
-            return []
+            return outside
         try:
             # "traditional" with "all" lists each ignored file, also inside an ignored folder
             out = self._repo.git.status("--porcelain=v1", "-z", "--untracked-files=all", "--ignored=traditional",
                                         "--no-renames", "--", *specs)
+        except _git().exc.GitCommandNotFound:
+            raise NoGit(NOT_INSTALLED) from None
         except _git().exc.GitCommandError as exc:
             raise GitError(f"git status failed: {_stderr(exc)}") from None
         found = set()
@@ -173,7 +206,7 @@ class Repository:
             path = self._project_relative(entry[3:])
             if _is_prompt_file(path):  # a README or a hidden draft folder is nothing promptops reads
                 found.add(path)
-        return sorted(found)
+        return sorted(found) + outside
 
     def changed_since(self, ref: str, paths: Iterable[str], config_file: str, until: str | None = None) -> Changes:
         """Files under ``paths`` changed between the merge base of ``ref`` and ``until`` (a ref, or
@@ -216,10 +249,7 @@ class Repository:
                        config_changed=config_changed)
 
     def _head_commit(self) -> Any:
-        try:
-            return self._repo.head.commit
-        except ValueError:
-            raise GitError("the repository has no commits yet; commit the prompt files first") from None
+        return self._resolve("HEAD")
 
     # ------------------------------------------------------------------ trees
 
@@ -233,17 +263,26 @@ class Repository:
     def materialize(self, ref: str, paths: Iterable[str], dest: Path) -> Path:
         """Write project files and folders ``paths`` as they are at ``ref`` below ``dest``, laid out
         as in the repository (so '..' in promptops.yaml still works), and return where the project
-        directory is in ``dest``. Symlinks stay symlinks (the loader refuses those that leave the
-        prompts folder); submodules are skipped. Nothing in the work tree is touched."""
+        directory is in ``dest``. A path that is a symlink in the work tree (a linked prompts
+        folder or promptops.yaml) is read where it points and written where promptops looks for
+        it. Symlinks inside folders stay symlinks (the loader refuses those that leave the prompts
+        folder); submodules are skipped. Nothing in the work tree is touched."""
         tree = self._resolve(ref).tree
         project = dest / self.prefix
         project.mkdir(parents=True, exist_ok=True)
         for path in paths:
             entry = self._entry(tree, path)
-            if entry is None:
+            logical = self._logical(path)
+            if entry is None or logical is None:
                 continue
-            for item in entry.traverse() if entry.type == "tree" else (entry,):
-                self._write(item, dest / item.path)
+            if entry.type != "tree":
+                self._write(entry, dest / logical)
+                continue
+            for item in entry.traverse():
+                inner = PurePosixPath(item.path)
+                if entry.path:
+                    inner = inner.relative_to(entry.path)
+                self._write(item, dest / logical / inner)
         return project
 
     def _entry(self, tree: Any, path: str) -> Any:
@@ -274,7 +313,17 @@ class Repository:
     # ------------------------------------------------------------------ paths
 
     def _inside(self, path: str) -> PurePosixPath | None:
-        """Project-relative ``path`` as a path from the repository's top; None when it leaves it."""
+        """Project-relative ``path`` as a path from the repository's top, following symlinks in the
+        work tree (a prompts folder linked elsewhere in the repository is read where it is);
+        None when it is outside the repository."""
+        real = (self.root / path).resolve()
+        if not real.is_relative_to(self.top):
+            return None
+        return PurePosixPath(real.relative_to(self.top).as_posix())
+
+    def _logical(self, path: str) -> PurePosixPath | None:
+        """Where promptops looks for project-relative ``path``, from the repository's top, without
+        following symlinks; None when that is outside the repository."""
         parts: list[str] = []
         for part in (self.prefix / PurePosixPath(path)).parts:
             if part == "..":
@@ -308,7 +357,16 @@ def _is_prompt_file(path: str) -> bool:
             and not any(p.startswith(".") and p != ".." for p in parts))
 
 
-def _stderr(exc: Any) -> str:
-    text = (getattr(exc, "stderr", "") or str(exc)).strip()
+def _stderr(exc: Any, default: str = "unknown error") -> str:
+    """git's own complaint from a GitCommandError: its first fatal/error line (the rest of git's
+    advice shortened to the safe.directory fix when that is the problem)."""
+    text = str(getattr(exc, "stderr", "") or "").strip()
+    text = text.removeprefix("stderr:").strip().strip("'").strip()
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    return (lines[-1] if lines else "unknown error").removeprefix("stderr: ").strip("'")
+    if not lines:
+        return default
+    first = next((ln for ln in lines if ln.startswith(("fatal:", "error:"))), lines[0])
+    if "safe.directory" in text:
+        fix = next((ln for ln in lines if "safe.directory" in ln and ln.startswith("git ")), "")
+        first += f" (the repository belongs to another user; if you trust it: {fix or 'git config --global --add safe.directory DIR'})"
+    return first

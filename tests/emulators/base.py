@@ -252,7 +252,9 @@ class Server:
         self.httpd = ThreadingHTTPServer((host, port), handler)
         self.httpd.daemon_threads = True
         self.url = f"http://{host}:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, name=f"{emulator.name}-emulator", daemon=True)
+        # a short poll interval: close() waits for the serving loop to notice
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                       name=f"{emulator.name}-emulator", daemon=True)
         self.thread.start()
 
     def close(self) -> None:
@@ -270,6 +272,7 @@ class Server:
 def _handler_for(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # else every keep-alive request waits ~40 ms for delayed ACKs
 
         def log_message(self, *args: Any) -> None:  # quiet: tests read emulator.log instead
             pass
