@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import sys
 from pathlib import Path
 from typing import Any
@@ -66,10 +67,15 @@ def _load(app: App, only: list[Path] | None = None, *, ref: str | None = None,
     return desired
 
 
-def _ref_option(f: Any) -> Any:
-    return click.option("--ref", metavar="GITREF",
-                        help="Read the files as they are at this commit (branch, tag, sha, HEAD~1), "
-                             "without a checkout.")(f)
+def _not_empty(_ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None and not value.strip():
+        raise ConfigError(f"--{param.name.replace('_', '-')} needs a git ref (a branch, tag or sha), not an empty string")
+    return value
+
+
+def _ref_option(f: Any, help: str = "Read the files as they are at this commit (branch, tag, sha, HEAD~1), "
+                                   "without a checkout.") -> Any:
+    return click.option("--ref", metavar="GITREF", callback=_not_empty, help=help)(f)
 
 
 def _format_option(f: Any) -> Any:
@@ -154,7 +160,7 @@ def validate_cmd(app: App, files: tuple[Path, ...], ref: str | None) -> int:
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 0 with no changes, 2 with changes, 1 on error.")
 @click.option("--prune", is_flag=True, help="Also delete remote prompts that no file declares.")
 @_ref_option
-@click.option("--changed-since", metavar="GITREF",
+@click.option("--changed-since", metavar="GITREF", callback=_not_empty,
               help="Plan only the prompt files changed since GITREF (from where it and HEAD meet); faster in "
                    "large repositories, blind to drift in the others.")
 @common_options
@@ -369,8 +375,8 @@ def history_cmd(app: App, name: str, target_name: str | None, as_json: bool) -> 
 
 @click.command("drift")
 @click.option("-t", "--target", "target_name", metavar="TARGET", help="Target to check (default: default_target).")
-@click.option("--ref", metavar="GITREF", help="Compare with the files at this commit (default: HEAD; the work tree "
-                                              "outside git).")
+@functools.partial(_ref_option, help="Compare with the files at this commit (default: HEAD; the work tree "
+                                     "outside git).")
 @_format_option
 @common_options
 @pass_app

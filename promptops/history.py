@@ -68,7 +68,7 @@ def history_text(remote: RemotePrompt, target: Target) -> str:
     for v in reversed(remote.versions):
         stamp = v.provenance or {}
         versions.append((_shown(remote, v.id), commit_label(v.provenance), _when(v),
-                         _esc(stamp.get("subject") or "") if v.provenance else OUTSIDE, stamp.get("path") or ""))
+                         _esc(stamp.get("subject") or "") if v.provenance else OUTSIDE, _esc(stamp.get("path") or "")))
     out += ["", f"Versions, newest first ({len(remote.versions)}):"] + _table(versions)
     return "\n".join(out) + "\n"
 

@@ -298,12 +298,16 @@ targets:
 
 @pytest.fixture
 def platform_repo(repo, monkeypatch):
-    monkeypatch.setenv("LF_PUBLIC", "pk-lf-test")
+    """``repo`` with a langfuse target ``prod`` served by the Langfuse emulator."""
+    from emulators.langfuse import LangfuseEmulator
+
+    monkeypatch.setenv("LF_PUBLIC", "pk-lf-git")
     monkeypatch.setenv("LF_SECRET", "sk-lf-secret-value")
-    write(repo, "promptops.yaml", PLATFORM_CONFIG)
-    write(repo, "prompts/reply.yaml", "targets: [local]  # langfuse has no traffic splits\n" + REPLY_A)
-    commit(repo, "Add the prod target")
-    return repo
+    with LangfuseEmulator("pk-lf-git", "sk-lf-secret-value").serve() as server:
+        write(repo, "promptops.yaml", PLATFORM_CONFIG.replace("http://127.0.0.1:9", server.url))
+        write(repo, "prompts/reply.yaml", "targets: [local]  # langfuse has no traffic splits\n" + REPLY_A)
+        commit(repo, "Add the prod target")
+        yield repo
 
 
 def test_apply_to_a_platform_refuses_uncommitted_prompt_files(cli, platform_repo):
@@ -317,14 +321,14 @@ def test_apply_to_a_platform_refuses_uncommitted_prompt_files(cli, platform_repo
 
 
 def test_apply_to_a_platform_passes_the_dirty_check_when_committed_or_allowed(cli, platform_repo):
-    # The check comes before the provider is opened, so what follows is the provider's own answer.
     clean = cli("-C", platform_repo, "apply", "-t", "prod", "--auto-approve")
-    assert "uncommitted" not in clean.err
+    assert clean.code == 0, clean.err
+    assert "1 version created" in clean.out
     write(platform_repo, "prompts/summary.yaml", SUMMARY.replace("Summarize", "Sum up"))
     allowed = cli("-C", platform_repo, "apply", "-t", "prod", "--auto-approve", "--allow-dirty")
-    assert "uncommitted" not in allowed.err
+    assert allowed.code == 0 and "1 version created" in allowed.out, allowed.err
     from_ref = cli("-C", platform_repo, "apply", "-t", "prod", "--auto-approve", "--ref", "HEAD")
-    assert "uncommitted" not in from_ref.err
+    assert from_ref.code == 0 and "0 versions created, 1 label moved" in from_ref.out, from_ref.err
     # the local target never asks
     assert cli("-C", platform_repo, "apply", "--auto-approve").code == 0
 
