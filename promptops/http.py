@@ -225,8 +225,8 @@ def _detail(response: httpx.Response) -> str:
         if isinstance(error, dict):
             return str(error.get("message") or error.get("code") or json.dumps(error))
         parts = [str(body[k]) for k in ("message", "detail") if isinstance(body.get(k), (str, int))]
-        if isinstance(error, str) and error not in parts:
-            parts.append(error)
+        if isinstance(error, str) and error not in parts and (not parts or " " in error):
+            parts.append(error)  # a sentence; a bare class name or code ("UnauthorizedError") adds nothing
         elif isinstance(error, list) and error:  # validation issues (zod): each has a message
             parts.append("; ".join(str(e.get("message", e)) if isinstance(e, dict) else str(e) for e in error))
         if parts:
