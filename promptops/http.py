@@ -22,6 +22,7 @@ import base64
 import email.utils
 import json
 import random
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
@@ -68,6 +69,8 @@ class HttpSettings:
     max_wait: float = 60.0
     transport: httpx.BaseTransport | None = None
     sleep: Callable[[float], None] = time.sleep
+    rate_limits: Mapping[str, str] = field(default_factory=dict)  # {"read"|"write": "20/min"}
+    clock: Callable[[], float] = time.monotonic
 
 
 class HttpClient:
@@ -83,6 +86,8 @@ class HttpClient:
             secrets += [token, password]
         # longest first, so a secret that contains another is removed whole
         self._secrets = sorted(set(secrets), key=len, reverse=True)
+        self._pacers = {kind: _Pacer(_per_second(rate), settings.clock, settings.sleep)
+                        for kind, rate in settings.rate_limits.items()}
         self._client = httpx.Client(
             base_url=settings.base_url.rstrip("/"),
             headers={"User-Agent": USER_AGENT, "Accept": "application/json", **settings.headers},
@@ -105,7 +110,10 @@ class HttpClient:
         safe = method in IDEMPOTENT if idempotent is None else idempotent
         what = what or f"{method} {path}"
         attempt = 0
+        pacer = self._pacers.get("read" if method in ("GET", "HEAD") else "write")
         while True:
+            if pacer is not None:
+                pacer.wait()
             try:
                 response = self._client.request(method, path, params=_clean(params), json=json_body)
             except httpx.ConnectError as exc:  # nothing was sent
@@ -170,6 +178,35 @@ class HttpClient:
                 message += " (the request may have taken effect; run plan again to see)"
         cls = NotFound if status == 404 else RemoteError
         return cls(self.redact(message), status=status, detail=detail, ambiguous=ambiguous)
+
+
+class _Pacer:
+    """Client-side pacing (the target's ``rate_limits``): requests of one class start at least
+    ``1/rate`` seconds apart, across threads, so apply stays under a platform's published limit
+    instead of collecting 429s."""
+
+    def __init__(self, rate: float, clock: Callable[[], float], sleep: Callable[[float], None]):
+        self.interval = 1.0 / rate
+        self.clock, self.sleep = clock, sleep
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def wait(self) -> None:
+        with self._lock:
+            now = self.clock()
+            start = max(now, self._next)
+            self._next = start + self.interval
+        if start > now:
+            self.sleep(start - now)
+
+
+_UNITS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hour": 3600}
+
+
+def _per_second(rate: str) -> float:
+    """``"20/min"`` -> 0.333... requests per second (the config schema checks the form)."""
+    count, unit = rate.split("/")
+    return int(count) / _UNITS[unit]
 
 
 def _clean(params: Mapping[str, Any] | None) -> dict[str, Any] | None:

@@ -259,3 +259,19 @@ def test_traffic_in_a_file_targeted_at_langfuse_is_a_plan_time_error(cli, creds,
         assert r.code == 1
         assert "target 'lf' (langfuse) has no traffic splits" in r.err
         assert emu.log == []  # refused before any request
+
+
+def test_rate_limits_pace_writes_on_the_client_side(creds):
+    emu = LangfuseEmulator(*creds)
+    sleeps: list[float] = []
+    paced = Target("lf", "langfuse", base_url="http://langfuse.test", rate_limits={"write": "30/min"},
+                   credentials={"public_key": "LF_PUBLIC", "secret_key": "LF_SECRET"})
+    now = [100.0]
+    with LangfuseProvider(paced, transport=emu.transport(), sleep=sleeps.append) as lf:
+        lf.http.settings.clock = lambda: now[0]
+        lf.http._pacers["write"].clock = lambda: now[0]
+        lf.create_version(new("a", TEXT))
+        lf.move_label("a", "production", "1")
+        lf.move_label("a", "staging", "1")
+        lf.list_names()  # reads are not paced by a write limit
+    assert sleeps == [2.0, 4.0]  # 30/min: writes start 2 s apart; the clock did not move

@@ -52,7 +52,7 @@ class LangfuseProvider:
         settings = HttpSettings(
             base_url=target.base_url or DEFAULT_URLS[self.flavour], target=target.name, auth=(public, secret),
             secrets=(secret,), auth_hint=f"the keys in {creds}", timeout=target.timeout,
-            transport=transport, headers={"X-Langfuse-Public-Key": public})
+            transport=transport, headers={"X-Langfuse-Public-Key": public}, rate_limits=target.rate_limits)
         if sleep is not None:
             settings.sleep = sleep
         self.http = HttpClient(settings)
