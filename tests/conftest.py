@@ -64,3 +64,31 @@ def git(cwd: Path, *args: str) -> str:
            "GIT_COMMITTER_EMAIL": "ada@example.com", "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
            "HOME": str(cwd), "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull}
     return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout
+
+
+def commit(root: Path, message: str) -> str:
+    """Stage everything in ``root`` and commit it; the new commit's full sha."""
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", message)
+    return git(root, "rev-parse", "HEAD").strip()
+
+
+def init_repo(root: Path) -> Path:
+    """A new git repository at ``root`` (branch main) that ignores the local registry."""
+    root.mkdir(parents=True, exist_ok=True)
+    git(root, "init", "-q", "-b", "main")
+    write(root, ".gitignore", ".promptops/\n")
+    return root
+
+
+# A project with a local target and a langfuse target "prod" (base_url to be replaced where a
+# test talks to an emulator; the port-9 discard address refuses connections).
+PLATFORM_CONFIG = """\
+default_target: local
+targets:
+  local: {provider: local}
+  prod:
+    provider: langfuse
+    base_url: http://127.0.0.1:9
+    credentials: {public_key: "${LF_PUBLIC}", secret_key: "${LF_SECRET}"}
+"""

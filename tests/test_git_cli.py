@@ -10,17 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from conftest import git, write
+from conftest import PLATFORM_CONFIG, commit, git, init_repo, write
 from promptops.config import Target
 from promptops.errors import ConfigError
 from promptops.model import Plan
 from promptops.providers.local import LocalProvider
 from promptops.source import require_committed_plan
 
-def commit(root: Path, message: str) -> str:
-    git(root, "add", "-A")
-    git(root, "commit", "-qm", message)
-    return rev(root, "HEAD")
 
 
 def rev(root: Path, ref: str, short: bool = False) -> str:
@@ -53,10 +49,7 @@ labels: [production]
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
     """A git repository with .gitignore (the registry), promptops.yaml and two prompts, committed."""
-    root = tmp_path / "repo"
-    root.mkdir()
-    git(root, "init", "-q", "-b", "main")
-    write(root, ".gitignore", ".promptops/\n")
+    root = init_repo(tmp_path / "repo")
     write(root, "promptops.yaml", "prompts: prompts\ntargets:\n  local: {provider: local}\n")
     write(root, "prompts/reply.yaml", REPLY_A)
     write(root, "prompts/summary.yaml", SUMMARY)
@@ -285,15 +278,6 @@ def test_git_missing_is_one_line_and_plain_plans_still_work(repo):
 
 # --------------------------------------------------------------------------- dirty tree and platforms
 
-PLATFORM_CONFIG = """\
-default_target: local
-targets:
-  local: {provider: local}
-  prod:
-    provider: langfuse
-    base_url: http://127.0.0.1:9
-    credentials: {public_key: "${LF_PUBLIC}", secret_key: "${LF_SECRET}"}
-"""
 
 
 @pytest.fixture

@@ -10,30 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from conftest import git, write
+from conftest import PLATFORM_CONFIG, commit, git, init_repo, write
 
 TEXT = 'type: text\ntemplate: "Hello {{x}}"\nlabels: [production]\n'
-PROD = """\
-default_target: local
-targets:
-  local: {provider: local}
-  prod:
-    provider: langfuse
-    base_url: http://127.0.0.1:9
-    credentials: {public_key: "${LF_PUBLIC}", secret_key: "${LF_SECRET}"}
-"""
 
 
-def commit(root: Path, message: str) -> None:
-    git(root, "add", "-A")
-    git(root, "commit", "-qm", message)
 
 
-def init(root: Path) -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    git(root, "init", "-q", "-b", "main")
-    write(root, ".gitignore", ".promptops/\n")
-    return root
 
 
 def plan_json(cli, root: Path, *args: str) -> dict:
@@ -46,8 +29,8 @@ def plan_json(cli, root: Path, *args: str) -> dict:
 #    jobs): plan exits 1 with no output at all, half of the time; --ref says "unknown git ref".
 @pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root to chown")
 def test_dubious_ownership_is_reported_not_swallowed(tmp_path):
-    root = init(tmp_path / "repo")
-    write(root, "promptops.yaml", PROD)
+    root = init_repo(tmp_path / "repo")
+    write(root, "promptops.yaml", PLATFORM_CONFIG)
     write(root, "prompts/a.yaml", TEXT)
     commit(root, "A")
     subprocess.run(["chown", "-R", "12345:12345", str(root)], check=True)
@@ -68,7 +51,7 @@ def test_dubious_ownership_is_reported_not_swallowed(tmp_path):
 # 2. prompts folder outside the project directory (prompts: ../shared/p; materialize() says '..' works)
 @pytest.fixture
 def shared(tmp_path: Path) -> Path:
-    root = init(tmp_path / "repo")
+    root = init_repo(tmp_path / "repo")
     write(root, "shared/p/a.yaml", TEXT)
     write(root, "proj/promptops.yaml", "prompts: ../shared/p\n")
     commit(root, "A")
@@ -108,7 +91,7 @@ def test_ref_with_changed_since_reads_a_prompts_folder_outside_the_project(cli, 
 
 # 3. a symlinked prompts folder or promptops.yaml (shared config in a monorepo)
 def test_dirty_check_follows_a_symlinked_prompts_folder(cli, tmp_path):
-    root = init(tmp_path / "repo")
+    root = init_repo(tmp_path / "repo")
     write(root, "src/prompts/a.yaml", TEXT)
     (root / "prompts").symlink_to("src/prompts")
     commit(root, "A")
@@ -118,7 +101,7 @@ def test_dirty_check_follows_a_symlinked_prompts_folder(cli, tmp_path):
 
 
 def test_ref_and_drift_use_a_symlinked_promptops_yaml(cli, tmp_path):
-    root = init(tmp_path / "repo")
+    root = init_repo(tmp_path / "repo")
     write(root, "conf/promptops.yaml", "prompts: src/p\ndefault_target: dev\ntargets:\n"
                                        "  dev: {provider: local, path: .promptops/dev.db}\n")
     (root / "promptops.yaml").symlink_to("conf/promptops.yaml")
@@ -134,8 +117,8 @@ def test_prompts_folder_outside_the_repository_is_not_committed(cli, tmp_path, m
     monkeypatch.setenv("LF_PUBLIC", "pk")
     monkeypatch.setenv("LF_SECRET", "sk")
     write(tmp_path, "outside/a.yaml", TEXT)
-    root = init(tmp_path / "repo")
-    write(root, "promptops.yaml", PROD.replace("default_target", "prompts: ../outside\ndefault_target"))
+    root = init_repo(tmp_path / "repo")
+    write(root, "promptops.yaml", PLATFORM_CONFIG.replace("default_target", "prompts: ../outside\ndefault_target"))
     commit(root, "A")
     assert plan_json(cli, root)["dirty"] is not False
     r = cli("-C", root, "apply", "-t", "prod", "--auto-approve")
@@ -144,7 +127,7 @@ def test_prompts_folder_outside_the_repository_is_not_committed(cli, tmp_path, m
 
 # 5. an absolute prompts: path makes --ref (and drift) read the work tree, recorded as clean
 def test_ref_with_an_absolute_prompts_path_is_refused_not_read_from_the_work_tree(cli, tmp_path):
-    root = init(tmp_path / "repo")
+    root = init_repo(tmp_path / "repo")
     write(root, "promptops.yaml", f"prompts: {root / 'prompts'}\n")
     write(root, "prompts/a.yaml", TEXT)
     commit(root, "A")
@@ -155,7 +138,7 @@ def test_ref_with_an_absolute_prompts_path_is_refused_not_read_from_the_work_tre
 
 
 def test_shallow_hint_in_a_linked_worktree_of_a_shallow_clone(cli, tmp_path):
-    root = init(tmp_path / "repo")
+    root = init_repo(tmp_path / "repo")
     write(root, "prompts/a.yaml", TEXT)
     commit(root, "A")
     write(root, "prompts/a.yaml", TEXT.replace("Hello", "Hi"))
@@ -168,7 +151,7 @@ def test_shallow_hint_in_a_linked_worktree_of_a_shallow_clone(cli, tmp_path):
 
 # 7. GIT_PYTHON_REFRESH=quiet without git: even a plain plan is an internal error (exit 3)
 def test_git_missing_with_git_python_refresh_quiet(tmp_path):
-    root = init(tmp_path / "repo")
+    root = init_repo(tmp_path / "repo")
     write(root, "prompts/a.yaml", TEXT)
     commit(root, "A")
     env = {"PATH": str(tmp_path / "nowhere"), "HOME": str(tmp_path), "GIT_PYTHON_REFRESH": "quiet"}
@@ -181,7 +164,7 @@ def test_git_missing_with_git_python_refresh_quiet(tmp_path):
 
 # 8. a symlink loop in the prompts folder is an internal error (work tree: already before the change)
 def test_symlink_loop_at_a_ref_is_a_user_error(cli, tmp_path):
-    root = init(tmp_path / "repo")
+    root = init_repo(tmp_path / "repo")
     write(root, "prompts/a.yaml", TEXT)
     (root / "prompts/loop1.yaml").symlink_to("loop2.yaml")
     (root / "prompts/loop2.yaml").symlink_to("loop1.yaml")

@@ -8,15 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import git, write
+from conftest import commit, git, write
 
 TEXT = 'type: text\ntemplate: "Hello {{x}}"\nlabels: [production]\n'
 
 
-def commit(root: Path, message: str) -> str:
-    git(root, "add", "-A")
-    git(root, "commit", "-qm", message)
-    return git(root, "rev-parse", "HEAD").strip()
 
 
 def plan_json(cli, root: Path, *args: str) -> dict:
