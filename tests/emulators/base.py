@@ -310,8 +310,10 @@ def paginate(items: list[Any], page: int, limit: int) -> tuple[list[Any], int]:
     return items[start:start + limit], pages
 
 
-def int_arg(request: Request, name: str, default: int, *, low: int = 1, high: int | None = None) -> int:
-    """An integer query argument within [low, high]; HttpError 400 otherwise."""
+def int_arg(request: Request, name: str, default: int, *, low: int = 1, high: int | None = None,
+            error: Callable[[str], HttpError] | None = None) -> int:
+    """An integer query argument within [low, high]; otherwise ``error(message)`` is raised (the
+    platform's own 400; default ``{"message": ...}``)."""
     raw = request.arg(name)
     if raw is None or raw == "":
         return default
@@ -321,5 +323,6 @@ def int_arg(request: Request, name: str, default: int, *, low: int = 1, high: in
         value = None
     if value is None or value < low or (high is not None and value > high):
         bound = f"between {low} and {high}" if high is not None else f"at least {low}"
-        raise HttpError(400, {"message": f"Invalid request data: {name} must be an integer {bound}"})
+        problem = f"{name} must be an integer {bound}"
+        raise error(problem) if error else HttpError(400, {"message": f"Invalid request data: {problem}"})
     return value

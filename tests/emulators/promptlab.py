@@ -35,10 +35,9 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from http.server import ThreadingHTTPServer
 from typing import Any
 
-from .base import Emulator, Faults, HttpError, Request, Response, Server, _handler_for
+from .base import Emulator, Faults, HttpError, Request, Response, int_arg
 
 DOCS = "https://docs.promptlab.dev/errors#"
 BUCKETS = 10_000
@@ -152,23 +151,6 @@ class PromptLabFaults(Faults):
         if body is None:
             body = error_body(status, "injected fault")
         super().fail_next(n, status, body, headers=headers, match=match)
-
-
-class QuickServer(Server):
-    """The base :class:`Server` with two speed-ups (proposed for base.py, then this class can go):
-    TCP_NODELAY on accepted connections (the base handler writes headers and body separately, so
-    every keep-alive response otherwise waits ~40 ms for a delayed ACK), and a 0.01 s poll interval
-    so close() does not wait for the default 0.5 s select timeout."""
-
-    def __init__(self, emulator: Emulator, host: str, port: int):
-        handler = _handler_for(emulator)
-        handler.disable_nagle_algorithm = True
-        self.httpd = ThreadingHTTPServer((host, port), handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://{host}:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.01},
-                                       name=f"{emulator.name}-emulator", daemon=True)
-        self.thread.start()
 
 
 @dataclass
@@ -377,10 +359,6 @@ class PromptLabEmulator(Emulator):
 
     # ------------------------------------------------------------------ emulator plumbing
 
-    def serve(self, host: str = "127.0.0.1", port: int = 0) -> Server:
-        """A real server, as the base's but quicker: see :class:`QuickServer`."""
-        return QuickServer(self, host, port)
-
     def too_many(self, retry_after: float) -> Response:
         seconds = max(1, math.ceil(retry_after - 1e-6))
         return Response(429, error_body(429, f"Rate limit exceeded. Retry after {seconds} seconds."),
@@ -468,20 +446,6 @@ class PromptLabEmulator(Emulator):
             raise fail(404, f"Prompt {pid} not found")
         return p
 
-    @staticmethod
-    def _int_arg(request: Request, name: str, default: int, low: int, high: int | None) -> int:
-        raw = request.arg(name)
-        if raw is None or raw == "":
-            return default
-        try:
-            value = int(raw)
-        except ValueError:
-            value = None
-        if value is None or value < low or (high is not None and value > high):
-            bound = f"between {low} and {high}" if high is not None else f"at least {low}"
-            raise fail(400, f"{name} must be an integer {bound}")
-        return value
-
     def _new_prompt(self, name: str, description: str) -> StoredPrompt:
         if any(p.name == name for p in self.prompts.values()):
             raise fail(400, "prompt name already exists")
@@ -554,8 +518,8 @@ class PromptLabEmulator(Emulator):
             items = [p for p in items if p.name == name]
         total = len(items)
         if request.arg("page") is not None or request.arg("limit") is not None:
-            page = self._int_arg(request, "page", 1, 1, None)
-            limit = self._int_arg(request, "limit", 50, 1, 100)
+            page = int_arg(request, "page", 1, error=lambda m: fail(400, m))
+            limit = int_arg(request, "limit", 50, high=100, error=lambda m: fail(400, m))
             items = items[(page - 1) * limit:page * limit]
         return Response(200, {"prompts": [p.summary() for p in items], "total": total})
 
