@@ -39,15 +39,17 @@ def load_desired(root: Path, *, ref: str | None = None, only: list[Path] | None 
     ``ref``) are loaded; a change to promptops.yaml loads them all. Raises GitError for git
     problems; the project's own diagnostics are left for the caller."""
     root = root.resolve()
-    repo = Repository.open(root) if ref or changed_since else None
+    if not ref and not changed_since:
+        return Desired(project=load_project(root, only), commit=None)
+    repo = Repository.open(root)
+    commit = repo.commit(ref) if ref else None
     partial = None
-    if changed_since:
-        only, partial = _changed(repo, root, ref, changed_since)
-    if ref:
-        project, commit = _at_commit(repo, root, ref, only)
-    else:
-        project = load_project(root, only)
-        commit = None
+    # One copy of the commit's files serves both the changed-files question and the loading.
+    with tempfile.TemporaryDirectory(prefix="promptops-ref-") as tmp:
+        project_dir = repo.materialize(commit.sha, [CONFIG_FILE], Path(tmp)) if commit else root
+        if changed_since:
+            only, partial = _changed(repo, root, _valid_config(project_dir), commit, changed_since)
+        project = _at_commit(repo, root, Path(tmp), commit, ref, only) if commit else load_project(root, only)
     return Desired(project=project, commit=commit, partial=partial)
 
 
@@ -92,9 +94,10 @@ def _strict_head(config: Config, target: Target) -> Commit:
                        "committed files (or pass --allow-dirty)") from None
 
 
-def _changed(repo: Repository, root: Path, ref: str | None, since: str) -> tuple[list[Path] | None, str | None]:
-    config = _config_at(repo, root, ref)
-    changes = repo.changed_since(since, [CONFIG_FILE, config.prompts], CONFIG_FILE, until=ref)
+def _changed(repo: Repository, root: Path, config: Config, commit: Commit | None,
+             since: str) -> tuple[list[Path] | None, str | None]:
+    changes = repo.changed_since(since, [CONFIG_FILE, config.prompts], CONFIG_FILE,
+                                 until=commit.sha if commit else None)
     where = f"since {since} ({changes.base.short})"
     if changes.config_changed:
         return None, None  # every prompt depends on promptops.yaml: a full plan
@@ -110,39 +113,34 @@ def _changed(repo: Repository, root: Path, ref: str | None, since: str) -> tuple
     return [Path(os.path.normpath(root / p)) for p in changes.changed], partial
 
 
-def _config_at(repo: Repository, root: Path, ref: str | None) -> Config:
-    if ref is None:
-        config, diags = load_config(root)
-    else:
-        with tempfile.TemporaryDirectory(prefix="promptops-ref-") as tmp:
-            project_dir = repo.materialize(ref, [CONFIG_FILE], Path(tmp))
-            config, diags = load_config(project_dir)
-            config = dataclasses.replace(config, root=root)
+def _valid_config(project_dir: Path) -> Config:
+    config, diags = load_config(project_dir)
     if any(d.severity == "error" for d in diags):
         raise ValidationFailed(diags)
     return config
 
 
-def _at_commit(repo: Repository, root: Path, ref: str, only: list[Path] | None) -> tuple[Project, Commit]:
-    commit = repo.commit(ref)
-    with tempfile.TemporaryDirectory(prefix="promptops-ref-") as tmp:
-        project_dir = repo.materialize(commit.sha, [CONFIG_FILE], Path(tmp))
-        config, _ = load_config(project_dir)
-        if Path(config.prompts).is_absolute():
-            raise GitError(f"--ref needs prompts: in {CONFIG_FILE} relative to the project directory, not "
-                           f"{config.prompts!r} (an absolute path would read the work tree, not the commit)")
-        repo.materialize(commit.sha, [config.prompts], Path(tmp))
-        if not config.prompts_dir.is_dir() and config.prompts_at is None:
-            where = "" if str(repo.prefix) == "." else f" under {repo.prefix}/"
-            raise GitError(f"no prompts folder {config.prompts}/ in commit {commit.short} ({ref}){where}; "
-                           "is this the right ref and project directory?")
-        mapped = None if only is None else [project_dir / _relative(p, root) for p in only]
-        try:
-            project = load_project(project_dir, mapped)
-        except ConfigError as exc:
-            raise ConfigError(f"at {ref} ({commit.short}): {exc}") from None
+def _at_commit(repo: Repository, root: Path, copy: Path, commit: Commit, ref: str | None,
+               only: list[Path] | None) -> Project:
+    """The project as it is in ``commit``, whose promptops.yaml :meth:`Repository.materialize`
+    already wrote below ``copy``."""
+    project_dir = copy / repo.prefix
+    config, _ = load_config(project_dir)
+    if Path(config.prompts).is_absolute():
+        raise GitError(f"--ref needs prompts: in {CONFIG_FILE} relative to the project directory, not "
+                       f"{config.prompts!r} (an absolute path would read the work tree, not the commit)")
+    repo.materialize(commit.sha, [config.prompts], copy)
+    if not config.prompts_dir.is_dir() and config.prompts_at is None:
+        where = "" if str(repo.prefix) == "." else f" under {repo.prefix}/"
+        raise GitError(f"no prompts folder {config.prompts}/ in commit {commit.short} ({ref}){where}; "
+                       "is this the right ref and project directory?")
+    mapped = None if only is None else [project_dir / _relative(p, root) for p in only]
+    try:
+        project = load_project(project_dir, mapped)
+    except ConfigError as exc:
+        raise ConfigError(f"at {ref} ({commit.short}): {exc}") from None
     project.config = dataclasses.replace(project.config, root=root)
-    return project, commit
+    return project
 
 
 def _relative(path: Path, root: Path) -> Path:
