@@ -22,6 +22,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Iterable
 
 from .errors import ConfigError
+from .prompts import is_prompt_file_name
 
 # A blob's mode in a git tree: regular files (either executable bit), symlinks and submodules.
 _SYMLINK = 0o120000
@@ -351,10 +352,10 @@ def _commit(commit: Any, dirty: list[str]) -> Commit:
 
 
 def _is_prompt_file(path: str) -> bool:
-    """A project-relative path promptops would read: *.yaml/*.yml, no hidden file or folder."""
+    """A project-relative path promptops would read: a prompt file name (or promptops.yaml), no
+    hidden file or folder on the way, as discovery skips them."""
     parts = PurePosixPath(path).parts
-    return (path.lower().endswith((".yaml", ".yml"))
-            and not any(p.startswith(".") and p != ".." for p in parts))
+    return is_prompt_file_name(path) and not any(p.startswith(".") and p != ".." for p in parts)
 
 
 def _stderr(exc: Any, default: str = "unknown error") -> str:
