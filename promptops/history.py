@@ -13,7 +13,7 @@ from .config import Target
 from .errors import PromptOpsError
 from .model import RemotePrompt, RemoteVersion
 from .provenance import commit_label
-from .render import version_label, visible
+from .render import esc, version_label
 
 OUTSIDE = "(made outside promptops)"
 
@@ -59,7 +59,7 @@ def history_text(remote: RemotePrompt, target: Target) -> str:
     for label, split in sorted(remote.traffic.items()):
         for vid, weight in _by_weight(split):
             live.append((f"{label} (split)", *_row(remote, vid, f"{weight}%")))
-    out = [f'History of prompt "{_esc(remote.name)}" on target "{target.name}" ({target.provider})', ""]
+    out = [f'History of prompt "{esc(remote.name)}" on target "{target.name}" ({target.provider})', ""]
     if len(live) > 1:
         out += ["Live:"] + _table(live)
     else:
@@ -68,7 +68,7 @@ def history_text(remote: RemotePrompt, target: Target) -> str:
     for v in reversed(remote.versions):
         stamp = v.provenance or {}
         versions.append((_shown(remote, v.id), commit_label(v.provenance), _when(v),
-                         _esc(stamp.get("subject") or "") if v.provenance else OUTSIDE, _esc(stamp.get("path") or "")))
+                         esc(stamp.get("subject") or "") if v.provenance else OUTSIDE, esc(stamp.get("path") or "")))
     out += ["", f"Versions, newest first ({len(remote.versions)}):"] + _table(versions)
     return "\n".join(out) + "\n"
 
@@ -88,14 +88,14 @@ def _row(remote: RemotePrompt, version_id: str, weight: str) -> tuple[str, ...]:
     version = remote.version(version_id)
     if version is None:  # a pointer at a version the platform no longer lists
         return (version_label(version_id), weight, "?", "", "(version not found)")
-    subject = _esc(version.provenance.get("subject") or "") if version.provenance else OUTSIDE
+    subject = esc(version.provenance.get("subject") or "") if version.provenance else OUTSIDE
     return (_shown(remote, version_id), weight, commit_label(version.provenance), _when(version), subject)
 
 
 def _shown(remote: RemotePrompt, version_id: str) -> str:
     version = remote.version(version_id)
     key = (version.provenance or {}).get("version") if version else None
-    return version_label(version_id) + (f" ({_esc(key)})" if key else "")
+    return version_label(version_id) + (f" ({esc(key)})" if key else "")
 
 
 def _when(version: RemoteVersion) -> str:
@@ -105,14 +105,10 @@ def _when(version: RemoteVersion) -> str:
     try:
         moment = datetime.fromisoformat(version.created_at.replace("Z", "+00:00"))
     except ValueError:
-        return _esc(version.created_at)
+        return esc(version.created_at)
     if moment.tzinfo is not None:
         moment = moment.astimezone(timezone.utc)
     return moment.strftime("%Y-%m-%d %H:%M")
-
-
-def _esc(text: str) -> str:
-    return visible(text, trailing=False)
 
 
 def _table(rows: list[tuple[str, ...]]) -> list[str]:

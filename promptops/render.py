@@ -123,7 +123,7 @@ def visible(text: str, *, trailing: bool = True) -> str:
     return "\n".join(out)
 
 
-def _esc(text: str) -> str:
+def esc(text: str) -> str:
     """A name or single-line value: invisible characters escaped, spaces left alone."""
     return visible(text, trailing=False)
 
@@ -192,7 +192,7 @@ def _item(indent: int, marker: str, body: str) -> _Line:
 def version_label(remote_id: str) -> str:
     """How a remote version id is shown everywhere: ``3`` -> ``v3``; ids that are not all digits
     ("v3", "1.0.0") are shown as they are (with invisible characters escaped)."""
-    return f"v{remote_id}" if re.fullmatch(r"[0-9]+", remote_id) else _esc(remote_id)
+    return f"v{remote_id}" if re.fullmatch(r"[0-9]+", remote_id) else esc(remote_id)
 
 
 def _ref(ref: VersionRef | None, outside: frozenset[str]) -> str:
@@ -200,8 +200,8 @@ def _ref(ref: VersionRef | None, outside: frozenset[str]) -> str:
     if ref is None or (ref.remote_version is None and ref.version is None):
         return "(none)"
     if ref.remote_version is None:
-        return f"(new) {_esc(str(ref.version))}"
-    notes = [_esc(ref.version)] if ref.version else []
+        return f"(new) {esc(str(ref.version))}"
+    notes = [esc(ref.version)] if ref.version else []
     if ref.remote_version in outside:
         notes.append(OUTSIDE)
     shown = version_label(ref.remote_version)
@@ -222,7 +222,7 @@ def _split(weights: Mapping[str, int] | None) -> str:
         return "(no split)"
     shown = []
     for name, weight in weights.items():
-        label = version_label(name[len("remote:") :]) if name.startswith("remote:") else _esc(name)
+        label = version_label(name[len("remote:") :]) if name.startswith("remote:") else esc(name)
         shown.append(f"{label} {weight}%")
     return ", ".join(shown)
 
@@ -234,12 +234,12 @@ def remote_split(weights: Mapping[str, int] | None) -> str:
 
 def _compact(value: Any) -> str:
     """A value on one line, as JSON (``0.3``, ``"x"``, ``["\\n\\n", "END"]``)."""
-    return _esc(json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(", ", ": ")))
+    return esc(json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(", ", ": ")))
 
 
 def _metadata_value(key: str, value: Any) -> str:
     if key == "tags":
-        return "[" + ", ".join(_esc(str(t)) for t in (value or ())) + "]"
+        return "[" + ", ".join(esc(str(t)) for t in (value or ())) + "]"
     if value is None:
         return "(none)"
     return _compact(value)
@@ -368,7 +368,7 @@ def _content_diff(action: CreateVersion, outside: frozenset[str]) -> list[_Line]
     when there is no base); nothing when the template or messages are unchanged."""
     new_lines, new_noun = _content_lines(action.content)
     field = "messages" if "messages" in action.content else "template"
-    new_header = f"{_esc(action.version)} (new)"
+    new_header = f"{esc(action.version)} (new)"
     if action.base_content is None:
         if not new_lines:
             return []
@@ -385,8 +385,8 @@ def _content_diff(action: CreateVersion, outside: frozenset[str]) -> list[_Line]
 def _variable_changes(base: Mapping[str, Any] | None, new: Mapping[str, Any]) -> list[_Line]:
     old_vars = _variables(base) if base is not None else set()
     new_vars = _variables(new)
-    added = [_item(_DETAIL_INDENT, "+", f"variable {{{{{_esc(v)}}}}}") for v in sorted(new_vars - old_vars)]
-    removed = [_item(_DETAIL_INDENT, "-", f"variable {{{{{_esc(v)}}}}}") for v in sorted(old_vars - new_vars)]
+    added = [_item(_DETAIL_INDENT, "+", f"variable {{{{{esc(v)}}}}}") for v in sorted(new_vars - old_vars)]
+    removed = [_item(_DETAIL_INDENT, "-", f"variable {{{{{esc(v)}}}}}") for v in sorted(old_vars - new_vars)]
     return added + removed
 
 
@@ -418,7 +418,7 @@ def _create_version(action: CreateVersion, outside: frozenset[str]) -> list[_Lin
     """``+ version "key" (sha256:…)`` then what differs from the base version: type and format,
     template or messages, variables, model config, tools."""
     base, new = action.base_content, action.content
-    out = [_item(_ACTION_INDENT, "+", f'version "{_esc(action.version)}" (sha256:{short_digest(action.digest)})')]
+    out = [_item(_ACTION_INDENT, "+", f'version "{esc(action.version)}" (sha256:{short_digest(action.digest)})')]
     if base is not None:
         out += [_item(_DETAIL_INDENT, "~", f"{key}: {base.get(key)} -> {new.get(key)}")
                 for key in ("type", "template_format") if base.get(key) != new.get(key)]
@@ -457,12 +457,12 @@ def _action_lines(action: Action, outside: frozenset[str]) -> list[_Line]:
     if isinstance(action, CreateVersion):
         return _create_version(action, outside)
     if isinstance(action, MoveLabel):
-        body = f'label "{_esc(action.label)}": {_ref(action.from_, outside)} -> {_ref(action.to, outside)}'
+        body = f'label "{esc(action.label)}": {_ref(action.from_, outside)} -> {_ref(action.to, outside)}'
         return [_item(a, "~", body)]
     if isinstance(action, RemoveLabel):
-        return [_item(a, "-", f'label "{_esc(action.label)}": {_ref(action.from_, outside)}')]
+        return [_item(a, "-", f'label "{esc(action.label)}": {_ref(action.from_, outside)}')]
     if isinstance(action, SetTraffic):
-        return [_item(a, "~", f'traffic "{_esc(action.label)}": {_split(action.from_)} -> {_split(action.to)}')]
+        return [_item(a, "~", f'traffic "{esc(action.label)}": {_split(action.from_)} -> {_split(action.to)}')]
     if isinstance(action, UpdateMetadata):
         return _update_metadata(action)
     if isinstance(action, DeletePrompt):
@@ -539,7 +539,7 @@ def _warning_lines(warning: str, width: int) -> list[str]:
 def render_text(plan: Plan, *, color: bool = False, width: int = 80) -> str:
     """The terminal plan (terraform layout). ANSI colours only when ``color``; ``width`` wraps
     warnings (content and diff lines are never wrapped)."""
-    header = f'promptops plan for target "{_esc(plan.target)}" (provider: {_esc(plan.provider)})'
+    header = f'promptops plan for target "{esc(plan.target)}" (provider: {esc(plan.provider)})'
     out = [_paint(header, "bold", color), ""]
     if plan.has_changes:
         present = {_SYMBOL[a.kind] for a in plan.actions}
@@ -551,9 +551,9 @@ def render_text(plan: Plan, *, color: bool = False, width: int = 80) -> str:
         out.append("promptops will perform the following actions:")
         for prompt, actions in _by_prompt(plan):
             out.append("")
-            out.append(_paint(f"  # {_esc(prompt)} {_state(actions)}", "bold", color))
+            out.append(_paint(f"  # {esc(prompt)} {_state(actions)}", "bold", color))
             if any(isinstance(a, DeletePrompt) for a in actions):  # terraform gives the reason too
-                out.append(f'  # (because no file declares it for target "{_esc(plan.target)}")')
+                out.append(f'  # (because no file declares it for target "{esc(plan.target)}")')
             out.extend(_paint_line(line, color) for line in _prompt_lines(plan, prompt, actions))
         out.append("")
     if plan.warnings:
@@ -575,7 +575,7 @@ def render_text(plan: Plan, *, color: bool = False, width: int = 80) -> str:
 
 def _esc_block(text: str) -> str:
     """Escape invisible characters in free text, keeping its line breaks."""
-    return "\n".join(_esc(line) for line in text.split("\n"))
+    return "\n".join(esc(line) for line in text.split("\n"))
 
 
 def _fence(lines: Iterable[str]) -> str:
@@ -606,7 +606,7 @@ def render_markdown(plan: Plan) -> str:
         fence = _fence(body)
         out += [
             "",
-            f"<details><summary><code>{html.escape(_esc(prompt))}</code> {_state(actions)}</summary>",
+            f"<details><summary><code>{html.escape(esc(prompt))}</code> {_state(actions)}</summary>",
             "",
             fence + "diff",
             *body,
