@@ -18,7 +18,7 @@ from .plan import build_plan
 from .planfile import read_plan, write_plan
 from .providers import open_provider
 from .source import Desired, load_desired, require_clean, require_committed_plan, work_tree_commit
-from .vcs import Commit
+from .vcs import Commit, head
 
 
 class App:
@@ -383,7 +383,7 @@ def history_cmd(app: App, name: str, target_name: str | None, as_json: bool) -> 
 def drift_cmd(app: App, target_name: str | None, ref: str | None, fmt: str, as_json: bool) -> int:
     """Exit 2 when the target differs from the committed files (for a scheduled CI job), naming
     what drifted; 0 when in sync; 1 on errors."""
-    if ref is None and work_tree_commit(load_project_config(app)) is not None:
+    if ref is None and head(app.root) is not None:
         ref = "HEAD"  # what was merged, not what someone is editing
     desired = _load(app, ref=ref)
     config = desired.project.config
