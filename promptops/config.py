@@ -31,6 +31,9 @@ CREDENTIAL_KEYS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "promptrails": (frozenset({"api_key"}), frozenset({"workspace_id"})),
     "promptlab": (frozenset({"api_key"}), frozenset()),
 }
+# Endpoint classes a target's rate_limits may pace besides "read" and "write": the platforms'
+# published per-endpoint limits (providers-api.md 2.2).
+RATE_CLASSES: dict[str, tuple[str, ...]] = {"promptlab": ("list", "versions", "deploy", "resolve")}
 DEFAULT_CONCURRENCY = {"local": 1, "langfuse": 8, "promptlayer": 4, "promptrails": 4, "promptlab": 4}
 
 
@@ -62,12 +65,14 @@ class Target:
             return label == (self.labels[0] if self.labels else "production")
         return self.labels is None or label in self.labels
 
-    def gaps(self, ptype: str, fmt: str, labels: Iterable[str], traffic_labels: Iterable[str]
-             ) -> list[tuple[str, str]]:
+    def gaps(self, ptype: str, fmt: str, labels: Iterable[str], traffic_labels: Iterable[str],
+             content_fields: Iterable[str] = ()) -> list[tuple[str, str]]:
         """What of a prompt this target cannot represent, as (field, value) pairs: ("type", ptype),
         ("template_format", fmt), ("label", a reserved label), ("traffic", a managed label whose
-        split the provider cannot hold). Empty when the target can hold the prompt as declared.
-        validate and the planner both ask this, and word the answer each for its place."""
+        split the provider cannot hold), ("content", "model" or "tools": non-empty content fields
+        of ``content_fields`` the platform does not store). Empty when the target can hold the
+        prompt as declared. validate and the planner both ask this, and word the answer each for
+        its place."""
         caps = self.capabilities
         found = [("type", ptype)] if ptype not in caps.types else []
         if fmt not in caps.template_formats:
@@ -75,6 +80,8 @@ class Target:
         found += [("label", label) for label in labels if label in caps.reserved_labels]
         if not caps.traffic:
             found += [("traffic", label) for label in traffic_labels if self.manages_label(label)]
+        if not caps.model_config:
+            found += [("content", f) for f in sorted(set(content_fields)) if f in ("model", "tools")]
         return found
 
     def secret(self, key: str) -> str:
@@ -204,6 +211,11 @@ def _check_target(tname: str, raw: Mapping[str, Any], loaded: Loaded, name: str)
     for key in sorted(required - set(creds)):
         add(("credentials",) if creds else ("provider",), f"missing credentials.{key} for provider {provider}",
             f"add credentials: {{{key}: ${{{provider.upper()}_{key.upper()}}}}}")
+    classes = ("read", "write", *RATE_CLASSES.get(provider, ()))
+    for key in raw.get("rate_limits") or {}:
+        if key not in classes:
+            add(("rate_limits", key), f"rate_limits.{key} is not an endpoint class of provider {provider}",
+                f"{provider} paces: {', '.join(classes)}", key=True)
     if "flavour" in raw and provider != "langfuse":
         add(("flavour",), f"'flavour' is only for the langfuse provider, not {provider}", "remove it", key=True)
     if "timeout" in raw and provider == "local":

@@ -6,7 +6,9 @@ Retry rules (what may be sent again without changing the outcome):
 
 * 429 is retried for every method: the server refused the request, so nothing happened. The wait
   is ``Retry-After`` (seconds or an HTTP date), else a ``retryAfterSeconds`` in the error body,
-  else exponential backoff; never more than ``max_wait``.
+  else exponential backoff; never more than ``max_wait`` at a time. 429s are retried until
+  ``rate_limit_budget`` seconds have been spent waiting on them (a count would fail a busy apply
+  whose threads keep losing the race for a slow endpoint's next token).
 * 5xx, 408 and broken connections are retried only for idempotent requests (GET, PUT, DELETE, and
   calls the adapter marks ``idempotent=True``, such as "move label to version 3"). For a create,
   they raise ``ProviderError(ambiguous=True)``: the request may have landed, and the apply engine
@@ -26,6 +28,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
+from urllib.parse import quote
 
 import httpx
 
@@ -69,7 +72,8 @@ class HttpSettings:
     max_wait: float = 60.0
     transport: httpx.BaseTransport | None = None
     sleep: Callable[[float], None] = time.sleep
-    rate_limits: Mapping[str, str] = field(default_factory=dict)  # {"read"|"write": "20/min"}
+    rate_limits: Mapping[str, str] = field(default_factory=dict)  # {"read"|"write"|endpoint class: "20/min"}
+    rate_limit_budget: float = 300.0  # seconds of 429 waits per request before giving up
     clock: Callable[[], float] = time.monotonic
 
 
@@ -103,14 +107,18 @@ class HttpClient:
     # ------------------------------------------------------------------ requests
 
     def request(self, method: str, path: str, *, params: Mapping[str, Any] | None = None,
-                json_body: Any = None, idempotent: bool | None = None, what: str = "") -> Any:
+                json_body: Any = None, idempotent: bool | None = None, what: str = "",
+                pace: str | None = None) -> Any:
         """Send a request, retrying as the module docstring says; the decoded JSON body of a 2xx
-        answer (None when empty). ``what`` names the operation in error messages."""
+        answer (None when empty). ``what`` names the operation in error messages. ``pace`` is the
+        endpoint class whose ``rate_limits`` entry paces this request (a platform's per-endpoint
+        limit, e.g. "deploy"); without one, or when that class has no limit, "read" or "write"."""
         method = method.upper()
         safe = method in IDEMPOTENT if idempotent is None else idempotent
         what = what or f"{method} {path}"
         attempt = 0
-        pacer = self._pacers.get("read" if method in ("GET", "HEAD") else "write")
+        limited_for = 0.0  # seconds spent waiting on 429s
+        pacer = self._pacers.get(pace or "") or self._pacers.get("read" if method in ("GET", "HEAD") else "write")
         while True:
             if pacer is not None:
                 pacer.wait()
@@ -133,15 +141,19 @@ class HttpClient:
             status = response.status_code
             if status < 300:
                 return _decode(response)
-            retry = status == 429 or (status in RETRY_STATUSES and safe)
-            if retry and attempt < self.settings.max_retries:
+            if status == 429 and limited_for < self.settings.rate_limit_budget:
+                limited_for += self._wait(min(attempt, 6), _retry_after(response))
+                attempt += 1
+                continue
+            if status in RETRY_STATUSES and safe and attempt < self.settings.max_retries:
                 self._wait(attempt, _retry_after(response))
                 attempt += 1
                 continue
-            raise self._error(response, what, ambiguous=status >= 500 and not safe)
+            raise self._error(response, what, ambiguous=status >= 500 and not safe, waited=limited_for)
 
-    def get(self, path: str, *, params: Mapping[str, Any] | None = None, what: str = "") -> Any:
-        return self.request("GET", path, params=params, what=what)
+    def get(self, path: str, *, params: Mapping[str, Any] | None = None, what: str = "", pace: str | None = None
+            ) -> Any:
+        return self.request("GET", path, params=params, what=what, pace=pace)
 
     def redact(self, text: str) -> str:
         """``text`` with every credential value replaced by ``***``."""
@@ -154,13 +166,17 @@ class HttpClient:
     def _who(self) -> str:
         return f"target {self.settings.target!r}"
 
-    def _wait(self, attempt: int, retry_after: float | None) -> None:
+    def _wait(self, attempt: int, retry_after: float | None) -> float:
+        """Sleep before a retry; the seconds slept."""
         if retry_after is None:
             # exponential backoff with full jitter: 0.5, 1, 2, 4 s ceilings
             retry_after = random.uniform(0, 0.5 * 2 ** attempt)
-        self.settings.sleep(min(max(retry_after, 0.0), self.settings.max_wait))
+        seconds = min(max(retry_after, 0.0), self.settings.max_wait)
+        self.settings.sleep(seconds)
+        # a zero wait still counts a little, so a server answering "Retry-After: 0" forever ends
+        return max(seconds, 1.0)
 
-    def _error(self, response: httpx.Response, what: str, *, ambiguous: bool) -> RemoteError:
+    def _error(self, response: httpx.Response, what: str, *, ambiguous: bool, waited: float = 0.0) -> RemoteError:
         status = response.status_code
         detail = self.redact(_detail(response))
         who = self._who()
@@ -171,7 +187,8 @@ class HttpClient:
             if self.settings.auth_hint:
                 message += f" ({self.settings.auth_hint})"
         elif status == 429:
-            message = f"{who}: rate limited (429) for {what}, still after {self.settings.max_retries} retries; try again later"
+            message = (f"{who}: rate limited (429) for {what}, still after waiting {waited:.0f}s; try again later, "
+                       "or pace requests with the target's rate_limits")
         else:
             message = f"{who}: {what} failed with {status} {response.reason_phrase}{_colon(detail)}"
             if ambiguous:
@@ -207,6 +224,19 @@ def _per_second(rate: str) -> float:
     """``"20/min"`` -> 0.333... requests per second (the config schema checks the form)."""
     count, unit = rate.split("/")
     return int(count) / _UNITS[unit]
+
+
+def segment(value: str) -> str:
+    """``value`` as one URL path segment: '/' in a prompt name is sent as %2F (as the SDKs do)."""
+    return quote(value, safe="")
+
+
+def expect(body: Any, key: str, kind: type, platform: str) -> Any:
+    """``body[key]`` when the answer is an object holding a ``kind`` there; else ProviderError
+    quoting the start of the answer (a proxy's HTML page, an API change)."""
+    if not isinstance(body, dict) or not isinstance(body.get(key), kind):
+        raise ProviderError(f"unexpected answer from {platform}: no {key!r} in {str(body)[:200]}")
+    return body[key]
 
 
 def _clean(params: Mapping[str, Any] | None) -> dict[str, Any] | None:

@@ -10,7 +10,8 @@ Matching rules (design.md 1.3 and 3):
   remote label the files no longer declare is removed, or reported as a warning where the provider
   cannot remove labels. Labels the target does not manage are left alone, both ways.
 * A traffic split is compared as {remote version: weight}; a split that names a version to be
-  created always differs.
+  created always differs. On a single-pointer platform with traffic (PromptLab) a label with a
+  split is the split: its own version is compared only once the file drops the split.
 * Prompts no file declares are deleted only with ``prune``.
 
 Actions come out sorted by prompt name, and per prompt in apply order: create versions (file
@@ -123,24 +124,29 @@ def plan_prompt(spec: PromptSpec, remote: RemotePrompt | None, target: Target) -
                 new_prompt=new_prompt, base=ref(base_id), base_content=base.content if base else None))
 
     labels = {label: key for label, key in spec.labels.items() if target.manages_label(label)}
-    for label in sorted(labels):
+    caps = target.capabilities
+    # On a single-pointer platform with traffic (PromptLab) the pointer is the deployment: a label
+    # with a split is served by the split alone, so its own version is not compared (moving it would
+    # deploy that version to everyone before the split). It counts again when the split ends.
+    split_only = set(spec.traffic) if caps.labels == "single" and caps.traffic else set()
+    for label in sorted(set(labels) - split_only):
         current = remote.labels.get(label)
         want = chosen(labels[label], current)
         if want is None or want != current:
             actions.append(MoveLabel(prompt=spec.name, label=label, from_=ref(current),
                                      to=VersionRef(want, labels[label])))
     warnings: list[str] = []
-    for label in sorted(set(remote.labels) - set(labels)):
+    for label in sorted(set(remote.labels) - set(labels) - split_only):
         if not target.manages_label(label):
             continue
-        if target.capabilities.remove_label:
+        if caps.remove_label:
             actions.append(RemoveLabel(prompt=spec.name, label=label, from_=ref(remote.labels[label])))
         else:
             warnings.append(f"{spec.name}: label {label!r} is no longer declared, but provider {target.provider} "
                             "cannot remove labels; move it to another version or remove it in the platform's UI")
 
     for label in sorted(set(spec.traffic) | set(remote.traffic)):
-        if not target.manages_label(label) or not target.capabilities.traffic:
+        if not target.manages_label(label) or not caps.traffic:
             continue
         action = _traffic(spec, remote, label, chosen, ref)
         if action:
@@ -214,11 +220,14 @@ def _check_capabilities(specs: Iterable[PromptSpec], target: Target) -> None:
     who = f"target {target.name!r} ({target.provider})"
     for spec in specs:
         where = f"{spec.path}: prompt {spec.name!r}"
-        gaps = target.gaps(spec.type, spec.template_format, spec.labels, spec.traffic)
+        fields = [f for f in ("model", "tools") if any(v.content.get(f) for v in spec.versions.values())]
+        gaps = target.gaps(spec.type, spec.template_format, spec.labels, spec.traffic, fields)
         if ("type", spec.type) in gaps:
             problems.append(f"{where} is a {spec.type} prompt, which {who} cannot hold")
         if ("template_format", spec.template_format) in gaps:
             problems.append(f"{where} uses {spec.template_format} templates, which {who} does not support")
+        for field in (value for gap, value in gaps if gap == "content"):
+            problems.append(f"{where} sets {field}:, which {who} cannot store (it holds only the template)")
         split = [value for gap, value in gaps if gap == "traffic"]
         if split:
             problems.append(f"{where} declares traffic for {', '.join(split)}, but {who} has no traffic splits; "

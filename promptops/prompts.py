@@ -290,7 +290,7 @@ class _FileCheck:
         traffic = self._traffic(labels, versions_raw)
         if self.config.targets_known:
             self._targets()
-            self._capabilities(ptype, fmt, labels, traffic)
+            self._capabilities(ptype, fmt, labels, traffic, versions_raw)
         if self.diagnostics:
             return None
         variables = data.get("variables")
@@ -537,10 +537,11 @@ class _FileCheck:
                          + _close(name, self.config.targets))
 
     def _capabilities(self, ptype: str, fmt: str, labels: Mapping[str, str],
-                      traffic: Mapping[str, Any]) -> None:
+                      traffic: Mapping[str, Any], versions_raw: Mapping[str, tuple[tuple, dict]]) -> None:
         """What each managing target cannot represent (``Target.gaps``) is an error naming the
         target (never a silent drop), with a hint to fix the file or to leave that target out with
         ``targets:``."""
+        content_at = self._content_fields(versions_raw)
         chosen = self.data.get("targets")
         content_key = next((k for k in ("versions", "messages", "template") if k in self.data), None)
         for target in self.config.targets.values():
@@ -551,8 +552,12 @@ class _FileCheck:
             leave_out = (f"add targets: [{', '.join(others)}] to leave {target.name!r} out" if others
                          else "")
             who = f"target {target.name!r} ({target.provider})"
-            for gap, value in target.gaps(ptype, fmt, labels, traffic):
-                if gap == "type":
+            for gap, value in target.gaps(ptype, fmt, labels, traffic, content_at):
+                if gap == "content":
+                    for path in content_at[value]:
+                        self.add(path, f"{who} stores only the template, so {value}: cannot be represented",
+                                 _either(f"remove {value}:", leave_out), key=True)
+                elif gap == "type":
                     where = ("type",) if "type" in self.data else ((content_key,) if content_key else ())
                     supported = " or ".join(sorted(caps.types))
                     self.add(where, f"{who} cannot hold {ptype} prompts, only {supported}",
@@ -576,6 +581,19 @@ class _FileCheck:
                              "cannot be represented",
                              leave_out or f"remove traffic:, or use a target whose provider has traffic "
                              f"splits ({', '.join(with_traffic)})", key=True)
+
+
+    def _content_fields(self, versions_raw: Mapping[str, tuple[tuple, dict]]) -> dict[str, list[tuple]]:
+        """"model"/"tools" -> where the file sets them non-empty (prompt level and per version);
+        empty ones are no content, so no target lacks them."""
+        found: dict[str, list[tuple]] = {}
+        for key in ("model", "tools"):
+            if self.data.get(key):
+                found.setdefault(key, []).append((key,))
+            for path, raw in versions_raw.values():
+                if path and isinstance(raw, Mapping) and raw.get(key):
+                    found.setdefault(key, []).append(path + (key,))
+        return found
 
 
 def _infer_type(versions_raw: Mapping[str, tuple[tuple, dict]]) -> str:

@@ -28,7 +28,14 @@ def _open_langfuse(target: Target, root: Path) -> Provider:
     return LangfuseProvider(target)
 
 
-OPENERS: dict[str, Callable[[Target, Path], Provider]] = {"local": _open_local, "langfuse": _open_langfuse}
+def _open_promptlab(target: Target, root: Path) -> Provider:
+    from .promptlab import PromptLabProvider
+
+    return PromptLabProvider(target)
+
+
+OPENERS: dict[str, Callable[[Target, Path], Provider]] = {
+    "local": _open_local, "langfuse": _open_langfuse, "promptlab": _open_promptlab}
 
 
 def open_provider(target: Target, root: Path) -> Provider:

@@ -23,6 +23,14 @@ class Capabilities:
     ``metadata``: which of "tags"/"description" the platform stores (and can change on its own).
     ``labels_on_create``: a create can carry the labels that move to the new version, so apply
     sends them with it instead of one call per label.
+    ``model_config``: a version can carry model config and tools besides its template; when False
+    a prompt with either is a capability gap (the platform stores only the template).
+    ``server_resolve``: the platform picks a user's version itself (``Provider.resolve_user``),
+    so ``promptops resolve`` asks it instead of hashing locally.
+
+    With ``labels == "single"`` and ``traffic``, the pointer *is* the deployment: a label with a
+    traffic split is served by the split alone, and the label's own version is where the pointer
+    goes when the split ends (see ``plan.plan_prompt``).
     """
 
     labels: str = "many"
@@ -34,6 +42,8 @@ class Capabilities:
     reserved_labels: frozenset[str] = frozenset()
     metadata: frozenset[str] = frozenset({"tags", "description"})
     labels_on_create: bool = False
+    model_config: bool = True
+    server_resolve: bool = False
 
 
 # What each provider kind can represent. Used by `validate` (offline) as well as by the planner,
@@ -47,8 +57,9 @@ CAPABILITIES: dict[str, Capabilities] = {
     "promptlayer": Capabilities(delete_prompt=False, template_formats=frozenset({"jinja2", "f-string"})),
     "promptrails": Capabilities(labels="single", remove_label=False, metadata=frozenset({"description"})),
     "promptlab": Capabilities(
-        labels="single", traffic=True, remove_label=False, delete_prompt=False,
-        types=frozenset({"text"}), metadata=frozenset(),
+        labels="single", traffic=True, remove_label=False, delete_prompt=False, types=frozenset({"text"}),
+        # the platform stores one content string and interpolates {{key}} itself
+        template_formats=frozenset({"mustache"}), metadata=frozenset(), model_config=False, server_resolve=True,
     ),
 }
 PROVIDER_KINDS = tuple(CAPABILITIES)
@@ -118,6 +129,11 @@ class Provider(Protocol):
 
     def delete_prompt(self, prompt: str) -> None:
         """Delete the prompt and all its versions. Only called when capabilities.delete_prompt."""
+        ...
+
+    def resolve_user(self, prompt: str, label: str, user: str) -> str:
+        """The remote version id the platform serves ``user`` for ``label``. Only called when
+        capabilities.server_resolve."""
         ...
 
     def close(self) -> None:

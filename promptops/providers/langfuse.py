@@ -20,12 +20,11 @@ from __future__ import annotations
 import contextlib
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Collection, ContextManager, Mapping
-from urllib.parse import quote
 
 from ..config import Target
 from ..digest import canonical_content, content_digest
 from ..errors import ProviderError
-from ..http import HttpClient, HttpSettings, NotFound
+from ..http import HttpClient, HttpSettings, NotFound, expect, segment
 from ..model import RemotePrompt, RemoteState, RemoteVersion
 from ..provenance import message, parse_message
 from .base import CAPABILITIES, Capabilities, NewVersion
@@ -73,7 +72,7 @@ class LangfuseProvider:
         page = 1
         while True:
             body = self.http.get(API, params={"page": page, "limit": PAGE_LIMIT, "name": name}, what="list prompts")
-            for item in _field(body, "data", list):
+            for item in expect(body, "data", list, "Langfuse"):
                 found[item["name"]] = sorted(int(v) for v in item.get("versions", []))
             meta = body.get("meta") or body.get("pagination") or {}
             if page >= int(meta.get("totalPages") or 0):
@@ -94,7 +93,7 @@ class LangfuseProvider:
 
     def _get_version(self, name: str, version: int) -> Mapping[str, Any] | None:
         try:
-            return self.http.get(f"{API}/{_quote(name)}", params={"version": version},
+            return self.http.get(f"{API}/{segment(name)}", params={"version": version},
                                  what=f"read {name!r} version {version}")
         except NotFound:
             return None
@@ -171,11 +170,11 @@ class LangfuseProvider:
         body = {"name": new.prompt, **self.to_body(new.content),
                 "labels": sorted(new.labels), "commitMessage": message(new.provenance, COMMIT_MESSAGE_LIMIT)}
         row = self.http.request("POST", API, json_body=body, what=f"create a version of {new.prompt!r}")
-        return str(_field(row, "version", int))
+        return str(expect(row, "version", int, "Langfuse"))
 
     def move_label(self, prompt: str, label: str, version_id: str) -> None:
         # idempotent: the label ends on this version however often it is sent
-        self.http.request("PATCH", f"{API}/{_quote(prompt)}/versions/{int(version_id)}",
+        self.http.request("PATCH", f"{API}/{segment(prompt)}/versions/{int(version_id)}",
                           json_body={"newLabels": [label]}, idempotent=True,
                           what=f"move label {label!r} of {prompt!r} to version {version_id}")
 
@@ -191,7 +190,7 @@ class LangfuseProvider:
 
     def delete_prompt(self, prompt: str) -> None:
         try:
-            self.http.request("DELETE", f"{API}/{_quote(prompt)}", what=f"delete {prompt!r}")
+            self.http.request("DELETE", f"{API}/{segment(prompt)}", what=f"delete {prompt!r}")
         except NotFound:
             pass  # already gone: the goal is reached
 
@@ -203,14 +202,3 @@ class LangfuseProvider:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _quote(name: str) -> str:
-    """A prompt name as one path segment: '/' in folder names is sent as %2F, as the SDK does."""
-    return quote(name, safe="")
-
-
-def _field(body: Any, key: str, kind: type) -> Any:
-    if not isinstance(body, dict) or not isinstance(body.get(key), kind):
-        raise ProviderError(f"unexpected answer from Langfuse: no {key!r} in {str(body)[:200]}")
-    return body[key]
