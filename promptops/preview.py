@@ -114,19 +114,27 @@ def resolve_report(provider: Any, target: Target, root: Path, name: str, label: 
     """Which version ``user`` gets for ``label``, read from the target (local names added from the
     files when they load)."""
     remote = fetch_prompt(provider, name, target)
-    result = resolve(remote, label, user)
+    if target.capabilities.server_resolve:
+        # the platform assigns users itself; promptops reports its answer, not a local hash
+        version_id, b = provider.resolve_user(name, label, user), None
+        weights = remote.traffic.get(label)
+    else:
+        result = resolve(remote, label, user)
+        version_id, b, weights = result.version_id, result.bucket, result.weights
     keys = _local_keys(root, name)
-    version = remote.version(result.version_id)
+    version = remote.version(version_id)
     key = keys.get(version.digest) if version else None
     if as_json:
-        return json.dumps({"prompt": name, "label": label, "user": user, "remote_version": result.version_id,
-                           "version": key, "bucket": result.bucket,
-                           "weights": dict(result.weights) if result.weights else None}, indent=2) + "\n"
-    shown = version_label(result.version_id) + (f" ({key})" if key else "")
+        return json.dumps({"prompt": name, "label": label, "user": user, "remote_version": version_id,
+                           "version": key, "bucket": b, "weights": dict(weights) if weights else None,
+                           "resolved_by": target.provider if target.capabilities.server_resolve else "promptops"},
+                          indent=2) + "\n"
+    shown = version_label(version_id) + (f" ({key})" if key else "")
     lines = [f"{name} {label} -> {shown} for user {user!r}"]
-    if result.weights:
-        split = remote_split(result.weights)
-        lines.append(f"  bucket {result.bucket} of 10000 under the split {split}")
+    if weights and b is None:
+        lines.append(f"  assigned by {target.provider} itself under the split {remote_split(weights)}")
+    elif weights:
+        lines.append(f"  bucket {b} of 10000 under the split {remote_split(weights)}")
     else:
         lines.append("  no traffic split: every user gets this version")
     return "\n".join(lines) + "\n"

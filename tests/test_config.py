@@ -127,6 +127,9 @@ def test_single_target_is_the_default(tmp_path: Path) -> None:
      "promptops.yaml:4:18: error: targets.pl.concurrency: 0 is out of range"),
     ("targets:\n  pl:\n    provider: promptlayer\n    rate_limits: {write: fast}\n    credentials:\n      api_key: ${K}\n",
      "promptops.yaml:4:26: error: targets.pl.rate_limits.write: \"fast\" has the wrong form (write it as COUNT/UNIT"),
+    ("targets:\n  pl:\n    provider: promptlayer\n    rate_limits: {deploy: 5/min}\n    credentials:\n"
+     "      api_key: ${K}\n",
+     "promptops.yaml:4:19: error: target 'pl': rate_limits.deploy is not an endpoint class of provider promptlayer"),
     ("prompt: prompts\n", "promptops.yaml:1:1: error: unknown key 'prompt' (did you mean 'prompts'?)"),
     ("- local\n", "promptops.yaml:1:1: error: promptops.yaml must be a mapping"),
 ])
@@ -265,3 +268,15 @@ def test_gaps_name_what_a_target_cannot_represent() -> None:
     layer = Target("pl", "promptlayer")
     assert layer.gaps("text", "mustache", [], []) == [("template_format", "mustache")]
     assert Target("local", "local").gaps("chat", "jinja2", ["latest"], ["production"]) == []
+    # PromptLab stores one mustache template: model config and tools are gaps, other formats too
+    assert lab.gaps("text", "jinja2", [], [], ["model", "tools"]) == [
+        ("template_format", "jinja2"), ("content", "model"), ("content", "tools")]
+    assert fuse.gaps("text", "mustache", [], [], ["model", "tools"]) == []
+
+
+def test_promptlab_paces_its_own_endpoints(tmp_path: Path) -> None:
+    config, diags = config_from(tmp_path, "targets:\n  lab:\n    provider: promptlab\n"
+                                "    rate_limits: {deploy: 5/min, versions: 20/min, write: 1/s}\n"
+                                "    credentials: {api_key: \"${PL_KEY}\"}\n")
+    assert diags == []
+    assert dict(config.targets["lab"].rate_limits) == {"deploy": "5/min", "versions": "20/min", "write": "1/s"}
