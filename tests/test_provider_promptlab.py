@@ -329,6 +329,18 @@ def test_cli_canary_ramp_promote_and_revert_against_the_server(cli, key, tmp_pat
         assert emu.internal_errors == []
 
 
+def test_a_dropped_create_that_landed_is_found_by_digest_not_created_twice(cli, key, tmp_path):
+    emu = PromptLabEmulator(KEY, plan=None)
+    with emu.serve() as server:
+        root = project(tmp_path, server.url)
+        emu.faults.drop_next(1, after=True, match="^POST .*/versions$")  # created, but the answer is lost
+        r = cli("-C", root, "apply", "-t", "lab", "--auto-approve")
+        assert r.code == 0, r.err
+        assert emu.calls("POST", "/versions$") == 2  # the lost answer was found by digest, not sent again
+        assert [v["content"] for v in emu.versions("reply")] == ["Hello {{name}}, how can I help?", "Hi {{name}}."]
+        assert cli("-C", root, "plan", "-t", "lab", "--detailed-exitcode").code == 0
+
+
 def test_what_promptlab_cannot_hold_is_a_validate_error_naming_the_target(cli, key, tmp_path):
     emu = PromptLabEmulator(KEY, plan=None)
     with emu.serve() as server:

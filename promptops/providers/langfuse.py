@@ -56,6 +56,7 @@ class LangfuseProvider:
             settings.sleep = sleep
         self.http = HttpClient(settings)
         self.concurrency = max(1, target.concurrency)
+        self._listed: list[str] | None = None  # every name, from the last full listing (and creates since)
 
     # ------------------------------------------------------------------ reading
 
@@ -64,7 +65,10 @@ class LangfuseProvider:
         return contextlib.nullcontext()
 
     def list_names(self) -> list[str]:
-        return sorted(self._listing())
+        # a plan asks for the names right after read(): the listing it took is reused
+        if self._listed is None:
+            self._listing()
+        return sorted(self._listed or ())
 
     def _listing(self, name: str | None = None) -> dict[str, list[int]]:
         """name -> version numbers, over every page of the list endpoint."""
@@ -76,8 +80,11 @@ class LangfuseProvider:
                 found[item["name"]] = sorted(int(v) for v in item.get("versions", []))
             meta = body.get("meta") or body.get("pagination") or {}
             if page >= int(meta.get("totalPages") or 0):
-                return found
+                break
             page += 1
+        if name is None:
+            self._listed = list(found)
+        return found
 
     def read(self, names: Collection[str] | None = None) -> RemoteState:
         listing = self._listing()
@@ -170,6 +177,8 @@ class LangfuseProvider:
         body = {"name": new.prompt, **self.to_body(new.content),
                 "labels": sorted(new.labels), "commitMessage": message(new.provenance, COMMIT_MESSAGE_LIMIT)}
         row = self.http.request("POST", API, json_body=body, what=f"create a version of {new.prompt!r}")
+        if self._listed is not None and new.prompt not in self._listed:
+            self._listed.append(new.prompt)
         return str(expect(row, "version", int, "Langfuse"))
 
     def move_label(self, prompt: str, label: str, version_id: str) -> None:
@@ -193,6 +202,8 @@ class LangfuseProvider:
             self.http.request("DELETE", f"{API}/{segment(prompt)}", what=f"delete {prompt!r}")
         except NotFound:
             pass  # already gone: the goal is reached
+        if self._listed is not None and prompt in self._listed:
+            self._listed.remove(prompt)
 
     def close(self) -> None:
         self.http.close()
