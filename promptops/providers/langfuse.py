@@ -17,17 +17,17 @@ tools as ``modelParams`` and ``toolList`` instead. The provenance stamp is the `
 """
 from __future__ import annotations
 
-import contextlib
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Collection, ContextManager, Mapping
+from typing import Any, Collection, Mapping
 
 from ..config import Target
 from ..digest import canonical_content, content_digest
 from ..errors import ProviderError
-from ..http import HttpClient, HttpSettings, NotFound, expect, segment
+from ..http import HttpSettings, NotFound, expect, segment
 from ..model import RemotePrompt, RemoteState, RemoteVersion
 from ..provenance import message, parse_message
 from .base import CAPABILITIES, Capabilities, NewVersion
+from .remote import RemoteProvider
 
 API = "/api/public/v2/prompts"
 PAGE_LIMIT = 100  # the API's maximum
@@ -37,14 +37,13 @@ DEFAULT_URLS = {"langfuse": "https://cloud.langfuse.com", "browserstack": "https
 _MODEL_NAME, _TOOLS, _FORMAT = "model", "tools", "template_format"
 
 
-class LangfuseProvider:
+class LangfuseProvider(RemoteProvider):
     """A connection to a Langfuse project (or the BrowserStack clone)."""
 
     kind = "langfuse"
     capabilities: Capabilities = CAPABILITIES["langfuse"]
 
     def __init__(self, target: Target, *, transport: Any = None, sleep: Any = None):
-        self.target = target
         self.flavour = target.flavour or "langfuse"
         public, secret = target.secret("public_key"), target.secret("secret_key")
         creds = " and ".join(target.credentials[k] for k in ("public_key", "secret_key"))
@@ -52,38 +51,26 @@ class LangfuseProvider:
             base_url=target.base_url or DEFAULT_URLS[self.flavour], target=target.name, auth=(public, secret),
             secrets=(secret,), auth_hint=f"the keys in {creds}", timeout=target.timeout,
             transport=transport, headers={"X-Langfuse-Public-Key": public}, rate_limits=target.rate_limits)
-        if sleep is not None:
-            settings.sleep = sleep
-        self.http = HttpClient(settings)
-        self.concurrency = max(1, target.concurrency)
-        self._listed: list[str] | None = None  # every name, from the last full listing (and creates since)
+        super().__init__(target, settings, sleep)
 
     # ------------------------------------------------------------------ reading
 
-    def lock(self, timeout: float) -> ContextManager[None]:
-        # Langfuse has no lock; apply relies on re-reading the remote before it writes.
-        return contextlib.nullcontext()
+    def _list(self) -> list[str]:
+        return list(self._listing())
 
-    def list_names(self) -> list[str]:
-        # a plan asks for the names right after read(): the listing it took is reused
-        if self._listed is None:
-            self._listing()
-        return sorted(self._listed or ())
-
-    def _listing(self, name: str | None = None) -> dict[str, list[int]]:
+    def _listing(self) -> dict[str, list[int]]:
         """name -> version numbers, over every page of the list endpoint."""
         found: dict[str, list[int]] = {}
         page = 1
         while True:
-            body = self.http.get(API, params={"page": page, "limit": PAGE_LIMIT, "name": name}, what="list prompts")
+            body = self.http.get(API, params={"page": page, "limit": PAGE_LIMIT}, what="list prompts")
             for item in expect(body, "data", list, "Langfuse"):
                 found[item["name"]] = sorted(int(v) for v in item.get("versions", []))
             meta = body.get("meta") or body.get("pagination") or {}
             if page >= int(meta.get("totalPages") or 0):
                 break
             page += 1
-        if name is None:
-            self._listed = list(found)
+        self._listed_now(found)
         return found
 
     def read(self, names: Collection[str] | None = None) -> RemoteState:
@@ -177,8 +164,7 @@ class LangfuseProvider:
         body = {"name": new.prompt, **self.to_body(new.content),
                 "labels": sorted(new.labels), "commitMessage": message(new.provenance, COMMIT_MESSAGE_LIMIT)}
         row = self.http.request("POST", API, json_body=body, what=f"create a version of {new.prompt!r}")
-        if self._listed is not None and new.prompt not in self._listed:
-            self._listed.append(new.prompt)
+        self._created(new.prompt)
         return str(expect(row, "version", int, "Langfuse"))
 
     def move_label(self, prompt: str, label: str, version_id: str) -> None:
@@ -202,14 +188,4 @@ class LangfuseProvider:
             self.http.request("DELETE", f"{API}/{segment(prompt)}", what=f"delete {prompt!r}")
         except NotFound:
             pass  # already gone: the goal is reached
-        if self._listed is not None and prompt in self._listed:
-            self._listed.remove(prompt)
-
-    def close(self) -> None:
-        self.http.close()
-
-    def __enter__(self) -> "LangfuseProvider":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        self._deleted(prompt)

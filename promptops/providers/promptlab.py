@@ -24,18 +24,18 @@ provenance stamp is the version's ``message``.
 """
 from __future__ import annotations
 
-import contextlib
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Collection, ContextManager, Mapping
+from typing import Any, Collection, Mapping
 
 from ..config import Target
 from ..digest import canonical_content, content_digest
 from ..errors import PromptOpsError, ProviderError
-from ..http import HttpClient, HttpSettings, NotFound, expect, segment, RemoteError
+from ..http import HttpSettings, NotFound, RemoteError, expect, segment
 from ..model import RemotePrompt, RemoteState, RemoteVersion
 from ..provenance import message, parse_message
 from .base import CAPABILITIES, Capabilities, NewVersion
+from .remote import RemoteProvider
 
 DEFAULT_URL = "https://api.promptlab.dev"
 API = "/v1/prompts"
@@ -44,40 +44,27 @@ MESSAGE_LIMIT = 500  # the platform states no limit; the same bound as Langfuse'
 DEFAULT_LABEL = "production"
 
 
-class PromptLabProvider:
+class PromptLabProvider(RemoteProvider):
     """A connection to a PromptLab workspace (one API key)."""
 
     kind = "promptlab"
     capabilities: Capabilities = CAPABILITIES["promptlab"]
 
     def __init__(self, target: Target, *, transport: Any = None, sleep: Any = None):
-        self.target = target
         key = target.secret("api_key")
         settings = HttpSettings(
             base_url=target.base_url or DEFAULT_URL, target=target.name, headers={"Authorization": f"Bearer {key}"},
             secrets=(key,), auth_hint=f"the key in {target.credentials['api_key']}", timeout=target.timeout,
             transport=transport, rate_limits=target.rate_limits)
-        if sleep is not None:
-            settings.sleep = sleep
-        self.http = HttpClient(settings)
-        self.concurrency = max(1, target.concurrency)
+        super().__init__(target, settings, sleep)
         self.pointer = target.labels[0] if target.labels else DEFAULT_LABEL
         self._ids: dict[str, str] = {}  # name -> prompt id, from the last listing and creates
-        self._listed: list[str] | None = None  # every name, when a full listing was taken
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ reading
 
-    def lock(self, timeout: float) -> ContextManager[None]:
-        # PromptLab has no lock; apply relies on re-reading the remote before it writes.
-        return contextlib.nullcontext()
-
-    def list_names(self) -> list[str]:
-        # The list endpoint is the platform's most limited read (30/min on the free plan): a plan
-        # asks for the names right after reading, so the listing read() took is reused.
-        if self._listed is None:
-            self._listing()
-        return sorted(self._listed or ())
+    def _list(self) -> list[str]:
+        return list(self._listing())
 
     def _listing(self) -> dict[str, Mapping[str, Any]]:
         """name -> prompt summary, over every page of ``GET /v1/prompts``."""
@@ -95,7 +82,7 @@ class PromptLabProvider:
             page += 1
         with self._lock:
             self._ids = {name: item["id"] for name, item in found.items()}
-            self._listed = list(found)
+        self._listed_now(found)
         return found
 
     def read(self, names: Collection[str] | None = None) -> RemoteState:
@@ -183,8 +170,7 @@ class PromptLabProvider:
                 raise
         with self._lock:
             self._ids[name] = pid
-            if self._listed is not None and name not in self._listed:
-                self._listed.append(name)
+        self._created(name)
         return pid
 
     def _find(self, name: str) -> str | None:
@@ -246,15 +232,6 @@ class PromptLabProvider:
             raise PromptOpsError(f"prompt {prompt!r} is not deployed on target {self.target.name!r} (promptlab); "
                                  "run promptops apply first") from None
         return str(expect(body, "version", str, "PromptLab"))
-
-    def close(self) -> None:
-        self.http.close()
-
-    def __enter__(self) -> "PromptLabProvider":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def _number(version: str) -> int:

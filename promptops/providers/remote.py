@@ -1,0 +1,68 @@
+"""What every HTTP provider shares: one :class:`~promptops.http.HttpClient`, no platform lock, and
+the prompt listing a plan takes once.
+
+Subclasses implement ``_list()`` (every prompt name the platform holds, over all pages) and the
+reading and writing methods of :class:`~promptops.providers.base.Provider`.
+"""
+from __future__ import annotations
+
+import contextlib
+import threading
+from typing import Any, Callable, ContextManager
+
+from ..config import Target
+from ..http import HttpClient, HttpSettings
+
+
+class RemoteProvider:
+    """Base of the platform adapters. ``settings`` is the platform's :class:`HttpSettings`;
+    ``sleep`` replaces the retry/pacing sleep (tests)."""
+
+    def __init__(self, target: Target, settings: HttpSettings, sleep: Callable[[float], None] | None = None):
+        if sleep is not None:
+            settings.sleep = sleep
+        self.target = target
+        self.http = HttpClient(settings)
+        self.concurrency = max(1, target.concurrency)
+        self._listed: list[str] | None = None  # every name, from the last full listing (and writes since)
+        self._names_lock = threading.Lock()
+
+    def lock(self, timeout: float) -> ContextManager[None]:
+        # The platforms have no lock; apply relies on re-reading the remote before it writes.
+        return contextlib.nullcontext()
+
+    def list_names(self) -> list[str]:
+        # A plan asks for the names right after read(), which listed them: that listing is reused
+        # (list endpoints are the platforms' most rate-limited reads).
+        if self._listed is None:
+            self._listed_now(self._list())
+        with self._names_lock:
+            return sorted(self._listed or ())
+
+    def _list(self) -> list[str]:
+        """Every prompt name on the platform (all pages). Subclasses that list in ``read`` call
+        :meth:`_listed_now` with what they found."""
+        raise NotImplementedError
+
+    def _listed_now(self, names: Any) -> None:
+        with self._names_lock:
+            self._listed = list(names)
+
+    def _created(self, name: str) -> None:
+        with self._names_lock:
+            if self._listed is not None and name not in self._listed:
+                self._listed.append(name)
+
+    def _deleted(self, name: str) -> None:
+        with self._names_lock:
+            if self._listed is not None and name in self._listed:
+                self._listed.remove(name)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
