@@ -6,6 +6,7 @@ Exit codes (design.md section 2): 0 success; 1 user, config or remote error; 2 w
 """
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import traceback
@@ -56,9 +57,25 @@ for _command in (init_cmd, validate_cmd, plan_cmd, apply_cmd, show_cmd, render_c
     cli.add_command(_command)
 
 
+class _StderrNotices(logging.Handler):
+    """promptops' log records (retry waits) as plain lines on the stderr of the moment."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        click.echo(record.getMessage(), err=True)
+
+
+def _notices() -> None:
+    logger = logging.getLogger("promptops")
+    if not any(isinstance(h, _StderrNotices) for h in logger.handlers):
+        logger.addHandler(_StderrNotices(logging.WARNING))
+        logger.setLevel(logging.WARNING)
+        logger.propagate = False
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return its exit code; the only place exceptions become exit codes."""
     args = list(sys.argv[1:] if argv is None else argv)
+    _notices()
     debug = "--debug" in args or bool(os.environ.get("PROMPTOPS_DEBUG"))
     try:
         code = cli.main(args=args, prog_name="promptops", standalone_mode=False)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import email.utils
 import json
+import logging
 import random
 import threading
 import time
@@ -35,6 +36,9 @@ import httpx
 from . import __version__
 from .errors import ProviderError
 
+# Waits of a second or more are announced here (the CLI prints them), so a rate-limited apply is
+# never a silent pause.
+log = logging.getLogger("promptops.http")
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 RETRY_STATUSES = frozenset({408, 500, 502, 503, 504})
 USER_AGENT = f"promptops/{__version__}"
@@ -126,14 +130,14 @@ class HttpClient:
                 response = self._client.request(method, path, params=_clean(params), json=json_body)
             except httpx.ConnectError as exc:  # nothing was sent
                 if attempt < self.settings.max_retries:
-                    self._wait(attempt, None)
+                    self._wait(attempt, None, f"cannot connect for {what}")
                     attempt += 1
                     continue
                 raise ProviderError(self.redact(f"{self._who()}: cannot connect to {self.settings.base_url} "
                                                 f"({_reason(exc)}); check base_url and the network")) from None
             except httpx.TransportError as exc:  # sent, but the answer was lost: it may have landed
                 if safe and attempt < self.settings.max_retries:
-                    self._wait(attempt, None)
+                    self._wait(attempt, None, f"{what} failed ({_reason(exc)})")
                     attempt += 1
                     continue
                 raise ProviderError(self.redact(f"{self._who()}: {what} failed: {_reason(exc)}"),
@@ -142,11 +146,11 @@ class HttpClient:
             if status < 300:
                 return _decode(response)
             if status == 429 and limited_for < self.settings.rate_limit_budget:
-                limited_for += self._wait(min(attempt, 6), _retry_after(response))
+                limited_for += self._wait(min(attempt, 6), _retry_after(response), f"rate limited (429) for {what}")
                 attempt += 1
                 continue
             if status in RETRY_STATUSES and safe and attempt < self.settings.max_retries:
-                self._wait(attempt, _retry_after(response))
+                self._wait(attempt, _retry_after(response), f"{what} failed with {status}")
                 attempt += 1
                 continue
             raise self._error(response, what, ambiguous=status >= 500 and not safe, waited=limited_for)
@@ -166,12 +170,14 @@ class HttpClient:
     def _who(self) -> str:
         return f"target {self.settings.target!r}"
 
-    def _wait(self, attempt: int, retry_after: float | None) -> float:
-        """Sleep before a retry; the seconds slept."""
+    def _wait(self, attempt: int, retry_after: float | None, reason: str) -> float:
+        """Sleep before a retry (announced when it is a second or more); the seconds slept."""
         if retry_after is None:
             # exponential backoff with full jitter: 0.5, 1, 2, 4 s ceilings
             retry_after = random.uniform(0, 0.5 * 2 ** attempt)
         seconds = min(max(retry_after, 0.0), self.settings.max_wait)
+        if seconds >= 1:
+            log.warning(self.redact(f"{self._who()}: {reason}; retrying in {seconds:.0f}s"))
         self.settings.sleep(seconds)
         # a zero wait still counts a little, so a server answering "Retry-After: 0" forever ends
         return max(seconds, 1.0)

@@ -6,6 +6,7 @@ CLI end to end against the emulator running as a real server (canary, ramp, prom
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,17 @@ class FakeTime:
     def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
         self.now += seconds
+
+
+class Notices(logging.Handler):
+    """The retry notices the HTTP layer logs (the CLI prints them on stderr)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
 
 
 def target(**options) -> Target:
@@ -172,6 +184,8 @@ def test_reading_pages_and_reuses_the_listing_for_the_names(key):
 def test_the_free_plan_limits_are_answered_with_retry_after_and_honoured(key):
     time = FakeTime()
     emu = PromptLabEmulator(KEY, plan="free", clock=time)
+    notices = Notices()
+    logging.getLogger("promptops.http").addHandler(notices)
     with provider(emu, time) as lab:
         lab.create_version(new("a", text("one")))
         lab.create_version(new("a", text("two")))
@@ -180,6 +194,10 @@ def test_the_free_plan_limits_are_answered_with_retry_after_and_honoured(key):
         assert lab.read(["a"]).prompts["a"].labels == {"production": "v2"}
     assert emu.calls("POST", "/deploy$") == 9  # 7 deploys + 2 refused with 429
     assert time.sleeps == [12, 12]  # Retry-After: one token per 12 s
+    logging.getLogger("promptops.http").removeHandler(notices)
+    assert notices.lines == [
+        "target 'lab': rate limited (429) for deploy v1 100% of 'a'; retrying in 12s",
+        "target 'lab': rate limited (429) for deploy v2 100% of 'a'; retrying in 12s"]
 
 
 def test_pacing_per_endpoint_keeps_under_the_limits_without_a_429(key):
@@ -339,6 +357,17 @@ def test_a_dropped_create_that_landed_is_found_by_digest_not_created_twice(cli, 
         assert emu.calls("POST", "/versions$") == 2  # the lost answer was found by digest, not sent again
         assert [v["content"] for v in emu.versions("reply")] == ["Hello {{name}}, how can I help?", "Hi {{name}}."]
         assert cli("-C", root, "plan", "-t", "lab", "--detailed-exitcode").code == 0
+
+
+def test_a_rate_limited_apply_says_that_it_waits(cli, key, tmp_path):
+    emu = PromptLabEmulator(KEY, plan=None)
+    with emu.serve() as server:
+        root = project(tmp_path, server.url)
+        emu.faults.rate_limit(1, retry_after=1, match="/deploy$")
+        r = cli("-C", root, "apply", "-t", "lab", "--auto-approve")
+        assert r.code == 0, r.err
+        assert ("target 'lab': rate limited (429) for deploy v1 100% of 'reply'; retrying in 1s\n") in r.err
+        assert emu.calls("POST", "/deploy$") == 2
 
 
 def test_what_promptlab_cannot_hold_is_a_validate_error_naming_the_target(cli, key, tmp_path):
