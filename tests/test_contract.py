@@ -1,0 +1,601 @@
+"""The provider contract: the same scenarios, driven through the real CLI on real files in real
+git repositories, against every provider promptops implements: ``local`` (the SQLite registry,
+the reference), ``langfuse`` and ``promptlab`` (their emulators running as real HTTP servers on
+127.0.0.1). A scenario is parametrized over the providers it applies to (traffic splits only
+where the provider has them; capability errors only where there is a gap).
+
+What every provider must do (design.md 1.3, 3, 5): apply creates the versions and a re-plan is
+clean (a second apply writes nothing); an edit is one create plus a label move; a ``git revert`` of
+the edit moves the label back to the version that already exists and creates nothing; a label move
+is only a move; a traffic split is set, changed and removed, a canary of a new version is started
+and reverted, each time with a clean re-plan; a label moved outside promptops is drift that apply
+undoes; a saved plan is refused once the remote changed; what a target cannot represent is a
+plan-time error naming the target, before any request; apply refuses uncommitted files on remote
+targets; wrong credentials name the variables, never the secret.
+
+The scenarios use the label ``production`` (PromptLab's one pointer, its current deployment);
+many-label providers also carry ``staging``. Plans are checked as exact action lines and as the
+JSON actions, with ``--detailed-exitcode``.
+
+Remote state is read through the emulators' test hooks and the registry's own SQLite tables, not
+through the provider under test.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import sqlite3
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import pytest
+
+from conftest import commit, git, init_repo, write
+from emulators.langfuse import LangfuseEmulator
+from emulators.promptlab import PromptLabEmulator
+from promptops.digest import canonical_content, content_digest, short_digest
+
+# --------------------------------------------------------------------------- the platforms
+
+_keys = itertools.count()
+PL_KEY = "pl-contract-key-0123456789"
+
+CONFIGS = {
+    "local": """\
+default_target: local
+targets:
+  local: {provider: local}
+""",
+    "langfuse": """\
+default_target: lf
+targets:
+  lf:
+    provider: langfuse
+    base_url: %(url)s
+    credentials: {public_key: "${LF_PUBLIC}", secret_key: "${LF_SECRET}"}
+""",
+    "promptlab": """\
+default_target: lab
+targets:
+  lab:
+    provider: promptlab
+    base_url: %(url)s
+    credentials: {api_key: "${PL_API_KEY}"}
+""",
+}
+TARGETS = {"local": "local", "langfuse": "lf", "promptlab": "lab"}
+
+
+@dataclass
+class Platform:
+    """One provider under contract: its project (a git repository) and a view of its remote state."""
+
+    kind: str
+    root: Path
+    emu: Any = None
+    url: str | None = None
+    auth: tuple[str, str] | None = None  # langfuse keys
+
+    @property
+    def target(self) -> str:
+        return TARGETS[self.kind]
+
+    @property
+    def many_labels(self) -> bool:
+        return self.kind != "promptlab"
+
+    def rid(self, n: int) -> str:
+        """The platform's id of its n-th version of a prompt, as plans report it."""
+        return f"v{n}" if self.kind == "promptlab" else str(n)
+
+    # ---- remote state, read past the provider under test
+
+    def _db(self, sql: str, params: tuple = ()) -> list[tuple]:
+        db = self.root / ".promptops" / "registry.db"
+        if not db.exists():
+            return []
+        conn = sqlite3.connect(db)
+        try:
+            return conn.execute(sql, params).fetchall()
+        finally:
+            conn.close()
+
+    def templates(self, name: str) -> list[str]:
+        """The stored template of each version, oldest first."""
+        if self.kind == "local":
+            rows = self._db("SELECT v.content FROM versions v JOIN prompts p ON p.id = v.prompt_id "
+                            "WHERE p.name = ? ORDER BY v.number", (name,))
+            return [json.loads(content)["template"] for (content,) in rows]
+        if self.kind == "langfuse":
+            return [row["prompt"] for row in self.emu.versions(name)]
+        if self.emu.prompt_by_name(name) is None:
+            return []
+        return [v["content"] for v in self.emu.versions(name)]
+
+    def count(self, name: str) -> int:
+        return len(self.templates(name))
+
+    def labels(self, name: str) -> dict[str, str]:
+        """Managed labels -> remote version id. PromptLab's one pointer is its current deployment,
+        read as ``production`` when it sends all traffic to one version."""
+        if self.kind == "local":
+            rows = self._db("SELECT l.label, l.version FROM labels l JOIN prompts p ON p.id = l.prompt_id "
+                            "WHERE p.name = ?", (name,))
+            return {label: str(version) for label, version in rows}
+        if self.kind == "langfuse":
+            return {k: str(v) for k, v in self.emu.prompts.labels(name).items() if k != "latest"}
+        weights = self.deployed(name)
+        full = [v for v, w in weights.items() if w == 100]
+        return {"production": full[0]} if full else {}
+
+    def deployed(self, name: str) -> dict[str, int]:
+        """PromptLab: the current deployment as {version: weight}, zero weights left out."""
+        if self.emu.prompt_by_name(name) is None:
+            return {}
+        current = self.emu.current_deployment(name)
+        return {e["version"]: e["weight"] for e in (current or {}).get("traffic", []) if e["weight"]}
+
+    def traffic(self, name: str) -> dict[str, int] | None:
+        """The split of ``production`` as {remote version id: weight}, None when there is none."""
+        if self.kind == "local":
+            rows = self._db("SELECT t.weights FROM traffic t JOIN prompts p ON p.id = t.prompt_id "
+                            "WHERE p.name = ? AND t.label = 'production'", (name,))
+            return json.loads(rows[0][0]) if rows else None
+        assert self.kind == "promptlab", "langfuse has no traffic splits"
+        weights = self.deployed(name)
+        return weights if len(weights) > 1 else None
+
+    def move_outside(self, name: str, label: str, n: int) -> None:
+        """Point ``label`` at the n-th version the way someone in the platform's UI would: past
+        promptops (the registry's table, the platform's own API or the emulator's state)."""
+        if self.kind == "local":
+            conn = sqlite3.connect(self.root / ".promptops" / "registry.db")
+            with conn:
+                conn.execute("UPDATE labels SET version = ? WHERE label = ? AND prompt_id = "
+                             "(SELECT id FROM prompts WHERE name = ?)", (n, label, name))
+            conn.close()
+        elif self.kind == "langfuse":
+            r = httpx.patch(f"{self.url}/api/public/v2/prompts/{quote(name, safe='')}/versions/{n}",
+                            json={"newLabels": [label]}, auth=self.auth)
+            assert r.status_code == 200, r.text
+        else:
+            self.emu.deploy(name, {f"v{n}": 100}, label=label)
+        assert self.labels(name)[label] == self.rid(n)
+
+    def writes(self) -> int:
+        """Write requests the platform received (emulators only)."""
+        return sum(1 for method, _ in self.emu.log if method != "GET")
+
+
+ALL = ["local", "langfuse", "promptlab"]
+TRAFFIC = ["local", "promptlab"]
+
+
+@pytest.fixture
+def platform(request, tmp_path: Path, monkeypatch) -> Platform:
+    kind = request.param
+    root = init_repo(tmp_path / "repo")
+    with ExitStack() as stack:
+        emu, url, auth = None, None, None
+        if kind == "langfuse":
+            n = next(_keys)
+            pk, sk = f"pk-lf-contract-{n}", f"sk-lf-contract-secret-{n}"
+            monkeypatch.setenv("LF_PUBLIC", pk)
+            monkeypatch.setenv("LF_SECRET", sk)
+            emu = LangfuseEmulator(pk, sk, plan="none")
+            auth = (pk, sk)
+        elif kind == "promptlab":
+            monkeypatch.setenv("PL_API_KEY", PL_KEY)
+            emu = PromptLabEmulator(PL_KEY, plan=None)
+        if emu is not None:
+            url = stack.enter_context(emu.serve()).url
+        write(root, "promptops.yaml", CONFIGS[kind] % {"url": url})
+        yield Platform(kind, root, emu, url, auth)
+
+
+def on(*kinds: str):
+    """Parametrize a test's ``platform`` over ``kinds``."""
+    return pytest.mark.parametrize("platform", kinds, indirect=True)
+
+
+# --------------------------------------------------------------------------- the files
+
+NAME, FILE = "support/greet", "prompts/support/greet.yaml"  # a folder: names with "/" on every platform
+A, B = "Hello {{name}}, how can I help?", "Hi {{name}}!"
+A2 = "Hello {{name}}, what can I do for you?"
+
+
+def greet(p: Platform, *, a: str = A, b: str = B, production: str = "a", traffic: dict | None = None,
+          extra: str = "") -> str:
+    labels = f"production: {production}" + (", staging: b" if p.many_labels else "")
+    text = ("type: text\n"
+            "variables:\n  name: {type: string}\n"
+            "versions:\n"
+            f"  a:\n    template: {json.dumps(a)}\n"
+            f"  b:\n    template: {json.dumps(b)}\n"
+            f"labels: {{{labels}}}\n")
+    if traffic:
+        text += "traffic:\n  production: {%s}\n" % ", ".join(f"{k}: {v}" for k, v in traffic.items())
+    return text + extra
+
+
+def short(template: str) -> str:
+    """``sha256:<12 hex>`` of a mustache text version without model config, as plans show it."""
+    digest = content_digest(canonical_content(type="text", template_format="mustache", template=template))
+    return "sha256:" + short_digest(digest)
+
+
+def plan(cli, p: Platform, *args: str):
+    return cli("-C", p.root, "plan", "-t", p.target, "--no-color", *args)
+
+
+def plan_actions(cli, p: Platform) -> list[tuple]:
+    """The plan as (kind, prompt, version or label, from, to) tuples; ``from``/``to`` are remote
+    version ids, or ``new:<local name>`` for a version the plan creates."""
+    r = plan(cli, p, "--json")
+    assert r.code == 0, r.err
+    out = []
+    for a in json.loads(r.out)["actions"]:
+        if a["kind"] == "create_version":
+            out.append(("create_version", a["prompt"], a["version"]))
+        elif a["kind"] == "move_label":
+            out.append(("move_label", a["prompt"], a["label"], _ref(a["from"]), _ref(a["to"])))
+        else:
+            out.append((a["kind"], a["prompt"], a.get("label"), a.get("from"), a.get("to")))
+    return out
+
+
+def _ref(ref: dict | None) -> str | None:
+    if not ref:
+        return None
+    return ref["remote_version"] if ref["remote_version"] is not None else f"new:{ref['version']}"
+
+
+def apply(cli, p: Platform) -> str:
+    r = cli("-C", p.root, "apply", "-t", p.target, "--auto-approve", "--no-color")
+    assert r.code == 0, r.out + r.err
+    return r.out
+
+
+def assert_clean(cli, p: Platform) -> None:
+    r = plan(cli, p, "--detailed-exitcode")
+    assert r.code == 0, r.out + r.err
+    assert r.out.splitlines()[-1] == "No changes. Remote matches the files."
+
+
+def action_lines(out: str) -> list[str]:
+    """The plan's action lines (prompt headers, versions, labels, traffic) and its summary line."""
+    return [line for line in out.splitlines()
+            if line.startswith(("  # ", "  + version", "  ~ label", "  - label", "  ~ traffic", "Plan: "))]
+
+
+def summary(created: int, moved: int, traffic: int = 0) -> str:
+    s = lambda n, word: f"{n} {word}{'' if n == 1 else 's'}"  # noqa: E731
+    return (f"Plan: {s(created, 'version')} to create, {s(moved, 'label')} to move, "
+            f"{traffic} traffic split{'' if traffic == 1 else 's'} to change, 0 prompts to delete.")
+
+
+def applied(cli, p: Platform, **kw: Any) -> None:
+    """The greet prompt committed and applied: versions a (1) and b (2), production on a."""
+    write(p.root, FILE, greet(p, **kw))
+    commit(p.root, "Add greet")
+    apply(cli, p)
+
+
+# --------------------------------------------------------------------------- scenarios
+
+
+@on(*ALL)
+def test_apply_creates_the_versions_and_a_replan_is_clean(cli, platform):
+    p = platform
+    write(p.root, FILE, greet(p))
+    commit(p.root, "Add greet")
+    labels = 2 if p.many_labels else 1
+
+    r = plan(cli, p, "--detailed-exitcode")
+    assert r.code == 2, r.out + r.err
+    assert action_lines(r.out) == [
+        "  # support/greet will be created",
+        f'  + version "a" ({short(A)})',
+        f'  + version "b" ({short(B)})',
+        '  ~ label "production": (none) -> (new) a',
+        *(['  ~ label "staging": (none) -> (new) b'] if p.many_labels else []),
+        summary(2, labels),
+    ]
+
+    out = apply(cli, p)
+    assert f"Apply complete! 2 versions created, {labels} label{'s' if labels > 1 else ''} moved, " in out
+    assert p.templates(NAME) == [A, B]
+    assert p.labels(NAME) == {"production": p.rid(1), **({"staging": p.rid(2)} if p.many_labels else {})}
+    assert_clean(cli, p)
+
+    # applying again changes nothing on the platform
+    writes = p.writes() if p.emu is not None else None
+    out = apply(cli, p)
+    assert "No changes. Remote matches the files." in out
+    assert p.count(NAME) == 2
+    if p.emu is not None:
+        assert p.writes() == writes
+
+
+@on(*ALL)
+def test_an_edit_is_one_create_and_a_label_move(cli, platform):
+    p = platform
+    applied(cli, p)
+    write(p.root, FILE, greet(p, a=A2))
+    commit(p.root, "Reword greet")
+
+    assert plan_actions(cli, p) == [("create_version", NAME, "a"),
+                                    ("move_label", NAME, "production", p.rid(1), "new:a")]
+    r = plan(cli, p, "--detailed-exitcode")
+    assert r.code == 2
+    assert action_lines(r.out)[2:] == ['  ~ label "production": v1 -> (new) a', summary(1, 1)]
+    assert "          -Hello {{name}}, how can I help?" in r.out.splitlines()
+    assert "          +Hello {{name}}, what can I do for you?" in r.out.splitlines()
+
+    out = apply(cli, p)
+    assert "Apply complete! 1 version created, 1 label moved, " in out
+    assert p.templates(NAME) == [A, B, A2]
+    assert p.labels(NAME)["production"] == p.rid(3)
+    assert_clean(cli, p)
+
+
+@on(*ALL)
+def test_reverting_an_edit_moves_the_label_back_and_creates_nothing(cli, platform):
+    p = platform
+    applied(cli, p)
+    write(p.root, FILE, greet(p, a=A2))
+    commit(p.root, "Reword greet")
+    apply(cli, p)
+    before = p.count(NAME)
+    assert before == 3
+
+    git(p.root, "revert", "--no-edit", "HEAD")
+    assert plan_actions(cli, p) == [("move_label", NAME, "production", p.rid(3), p.rid(1))]
+    r = plan(cli, p, "--detailed-exitcode")
+    assert r.code == 2
+    assert action_lines(r.out) == ["  # support/greet will be updated", '  ~ label "production": v3 -> v1 (a)',
+                                   summary(0, 1)]
+
+    out = apply(cli, p)
+    assert "Apply complete! 0 versions created, 1 label moved, " in out
+    assert p.count(NAME) == before
+    assert p.templates(NAME) == [A, B, A2]
+    assert p.labels(NAME)["production"] == p.rid(1)
+    assert_clean(cli, p)
+
+
+@on(*ALL)
+def test_a_label_move_between_existing_versions_is_only_a_move(cli, platform):
+    p = platform
+    applied(cli, p)
+    write(p.root, FILE, greet(p, production="b"))
+    commit(p.root, "Promote b")
+
+    assert plan_actions(cli, p) == [("move_label", NAME, "production", p.rid(1), p.rid(2))]
+    r = plan(cli, p)
+    assert action_lines(r.out) == ["  # support/greet will be updated", '  ~ label "production": v1 (a) -> v2 (b)',
+                                   summary(0, 1)]
+    out = apply(cli, p)
+    assert "Apply complete! 0 versions created, 1 label moved, " in out
+    assert p.count(NAME) == 2
+    assert p.labels(NAME)["production"] == p.rid(2)
+    if p.kind == "promptlab":  # the pointer is the deployment: b takes all traffic
+        assert p.deployed(NAME) == {"v2": 100}
+    assert_clean(cli, p)
+
+
+@on(*TRAFFIC)
+def test_a_traffic_split_is_set_changed_and_removed(cli, platform):
+    p = platform
+    applied(cli, p)
+    steps = [({"a": 90, "b": 10}, '  ~ traffic "production": (no split) -> a 90%, b 10%'),
+             ({"a": 50, "b": 50}, '  ~ traffic "production": a 90%, b 10% -> a 50%, b 50%'),
+             (None, '  ~ traffic "production": a 50%, b 50% -> (no split)')]
+    for weights, line in steps:
+        write(p.root, FILE, greet(p, traffic=weights))
+        commit(p.root, f"Traffic {weights}")
+        r = plan(cli, p, "--detailed-exitcode")
+        assert r.code == 2, r.out + r.err
+        assert action_lines(r.out) == ["  # support/greet will be updated", line, summary(0, 0, 1)]
+
+        out = apply(cli, p)
+        assert "Apply complete! 0 versions created, 0 labels moved, 1 traffic split changed, " in out
+        expected = None if weights is None else {p.rid(1): weights["a"], p.rid(2): weights["b"]}
+        assert p.traffic(NAME) == expected
+        if p.kind == "promptlab":
+            assert p.deployed(NAME) == (expected or {"v1": 100})
+        else:
+            assert p.labels(NAME)["production"] == p.rid(1)
+        assert p.count(NAME) == 2
+        assert_clean(cli, p)
+
+
+@on(*TRAFFIC)
+def test_reverting_a_traffic_change_restores_the_split_and_creates_nothing(cli, platform):
+    p = platform
+    applied(cli, p, traffic={"a": 90, "b": 10})
+    write(p.root, FILE, greet(p, traffic={"a": 50, "b": 50}))
+    commit(p.root, "Ramp b to 50%")
+    apply(cli, p)
+    git(p.root, "revert", "--no-edit", "HEAD")
+
+    assert plan_actions(cli, p) == [("set_traffic", NAME, "production", {"a": 50, "b": 50},
+                                     {"a": 90, "b": 10})]
+    apply(cli, p)
+    assert p.traffic(NAME) == {p.rid(1): 90, p.rid(2): 10}
+    assert p.count(NAME) == 2
+    assert_clean(cli, p)
+
+
+C = "Hey {{name}} :)"
+
+
+@on(*TRAFFIC)
+def test_a_canary_of_a_new_version_and_its_revert(cli, platform):
+    p = platform
+    applied(cli, p)
+    write(p.root, FILE, greet(p, traffic={"a": 90, "c": 10}).replace(
+        "labels:", f"  c:\n    template: {json.dumps(C)}\nlabels:"))
+    canary = commit(p.root, "Canary c at 10%")
+
+    assert plan_actions(cli, p) == [("create_version", NAME, "c"),
+                                    ("set_traffic", NAME, "production", None, {"a": 90, "c": 10})]
+    r = plan(cli, p)
+    assert action_lines(r.out)[2:] == ['  ~ traffic "production": (no split) -> a 90%, c 10%', summary(1, 0, 1)]
+    out = apply(cli, p)
+    assert "Apply complete! 1 version created, 0 labels moved, 1 traffic split changed, " in out
+    assert p.templates(NAME) == [A, B, C]
+    assert p.traffic(NAME) == {p.rid(1): 90, p.rid(3): 10}
+    assert_clean(cli, p)
+
+    git(p.root, "revert", "--no-edit", canary)
+    # c is no longer in the file: its remote version is named by its id
+    assert plan_actions(cli, p) == [("set_traffic", NAME, "production", {"a": 90, f"remote:{p.rid(3)}": 10}, None)]
+    assert action_lines(plan(cli, p).out)[1:] == ['  ~ traffic "production": a 90%, v3 10% -> (no split)',
+                                                  summary(0, 0, 1)]
+    apply(cli, p)
+    assert p.templates(NAME) == [A, B, C]  # nothing created, nothing deleted
+    assert p.traffic(NAME) is None
+    assert p.labels(NAME)["production"] == p.rid(1)
+    if p.kind == "promptlab":
+        assert p.deployed(NAME) == {"v1": 100}
+    assert_clean(cli, p)
+
+
+# --------------------------------------------------------------------------- changes made outside promptops
+
+
+@on(*ALL)
+def test_a_label_moved_outside_promptops_is_drift_and_apply_moves_it_back(cli, platform):
+    p = platform
+    applied(cli, p)
+    assert cli("-C", p.root, "drift", "-t", p.target).code == 0
+    p.move_outside(NAME, "production", 2)
+
+    r = cli("-C", p.root, "drift", "-t", p.target, "--no-color")
+    assert r.code == 2, r.out + r.err
+    assert r.out.startswith(f'Drift detected: target "{p.target}" ({p.kind}) differs from commit ')
+    assert action_lines(r.out) == ["  # support/greet will be updated", '  ~ label "production": v2 (b) -> v1 (a)',
+                                   summary(0, 1)]
+    out = apply(cli, p)
+    assert "Apply complete! 0 versions created, 1 label moved, " in out
+    assert p.labels(NAME)["production"] == p.rid(1)
+    assert p.count(NAME) == 2
+    r = cli("-C", p.root, "drift", "-t", p.target)
+    assert (r.code, r.out) == (0, f'No drift: target "{p.target}" ({p.kind}) matches commit '
+                                  f'{git(p.root, "rev-parse", "--short=7", "HEAD").strip()}.\n')
+
+
+@on(*ALL)
+def test_a_saved_plan_is_refused_once_the_remote_changed_and_a_new_plan_converges(cli, platform):
+    p = platform
+    applied(cli, p)
+    write(p.root, FILE, greet(p, a=A2))
+    commit(p.root, "Reword greet")
+    assert plan(cli, p, "-o", "edit.plan").code == 0
+    p.move_outside(NAME, "production", 2)
+
+    r = cli("-C", p.root, "apply", "edit.plan", "--no-color")
+    assert r.code == 1, r.out + r.err
+    assert "plan is stale: the remote changed since the plan was made" in r.err
+    assert f"{NAME}: label production" in r.err
+    assert p.count(NAME) == 2  # nothing of the stale plan was applied
+
+    assert plan_actions(cli, p) == [("create_version", NAME, "a"),
+                                    ("move_label", NAME, "production", p.rid(2), "new:a")]
+    apply(cli, p)
+    assert p.templates(NAME) == [A, B, A2]
+    assert p.labels(NAME)["production"] == p.rid(3)
+    assert_clean(cli, p)
+
+
+# --------------------------------------------------------------------------- capability errors
+
+
+def assert_refused(cli, p: Platform, *needles: str) -> str:
+    """plan exits 1 before any request, with an error naming the target and what it lacks."""
+    commit(p.root, "Ask for too much")
+    r = plan(cli, p)
+    assert (r.code, r.out) == (1, ""), r.out + r.err
+    assert f"target {p.target!r} ({p.kind})" in r.err
+    for needle in needles:
+        assert needle in r.err
+    assert "Traceback" not in r.err
+    if p.emu is not None:
+        assert p.emu.log == []
+    return r.err
+
+
+@on("langfuse")
+def test_traffic_on_a_target_without_splits_is_a_plan_time_error(cli, platform):
+    write(platform.root, FILE, greet(platform, traffic={"a": 90, "b": 10}))
+    err = assert_refused(cli, platform, "has no traffic splits", "traffic for 'production'")
+    assert err.startswith(f"{FILE}:")
+
+
+@on("promptlab")
+def test_a_chat_prompt_on_a_text_only_target_is_a_plan_time_error(cli, platform):
+    write(platform.root, "prompts/assist.yaml",
+          "messages:\n  - {role: system, content: You help.}\n  - {role: user, content: '{{question}}'}\n"
+          "labels: [production]\n")
+    err = assert_refused(cli, platform, "chat")
+    assert err.startswith("prompts/assist.yaml:")
+
+
+@on("promptlab")
+@pytest.mark.parametrize("field, yaml", [
+    ("model", "model: {name: gpt-4o, temperature: 0.2}\n"),
+    ("tools", "tools:\n  - {type: function, function: {name: lookup, parameters: {}}}\n"),
+])
+def test_model_config_or_tools_on_a_content_string_target_is_a_plan_time_error(cli, platform, field, yaml):
+    write(platform.root, FILE, greet(platform, extra=yaml))
+    err = assert_refused(cli, platform, f"{field}:")
+    assert err.startswith(f"{FILE}:")
+
+
+# --------------------------------------------------------------------------- apply's guards
+
+
+@on("langfuse", "promptlab")
+def test_apply_to_a_remote_target_refuses_uncommitted_files(cli, platform):
+    p = platform
+    applied(cli, p)
+    write(p.root, FILE, greet(p, a=A2))
+    r = cli("-C", p.root, "apply", "-t", p.target, "--auto-approve", "--no-color")
+    assert r.code == 1, r.out + r.err
+    assert f"uncommitted changes in {FILE}" in r.err and "--allow-dirty" in r.err
+    assert p.templates(NAME) == [A, B]
+    r = cli("-C", p.root, "apply", "-t", p.target, "--auto-approve", "--allow-dirty", "--no-color")
+    assert r.code == 0, r.out + r.err
+    assert p.templates(NAME) == [A, B, A2]
+
+
+# --------------------------------------------------------------------------- credentials
+
+WRONG = "this-is-the-wrong-secret-4d1f9c"
+
+
+@on("langfuse", "promptlab")
+@pytest.mark.parametrize("command", ["plan", "apply"])
+def test_wrong_credentials_name_the_variables_and_never_print_the_secret(cli, platform, monkeypatch, command):
+    p = platform
+    write(p.root, FILE, greet(p))
+    commit(p.root, "Add greet")
+    variables = ["LF_SECRET", "LF_PUBLIC"] if p.kind == "langfuse" else ["PL_API_KEY"]
+    monkeypatch.setenv(variables[0], WRONG)
+    args = ["--auto-approve"] if command == "apply" else []
+    r = cli("-C", p.root, command, "-t", p.target, "--no-color", *args)
+    assert r.code == 1, r.out + r.err
+    assert r.err.startswith(f"Error: target {p.target!r}: authentication failed (401)")
+    for var in variables:
+        assert var in r.err
+    shown = r.out + r.err
+    assert not [WRONG[i:i + 8] for i in range(len(WRONG) - 7) if WRONG[i:i + 8] in shown]  # not even a part
+    assert "Traceback" not in r.err
+    assert p.count(NAME) == 0
+
