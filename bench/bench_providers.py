@@ -21,10 +21,10 @@ with the HTTP requests each made (counted in the emulator's request log, by rout
 against (b). Nothing asserts on time; it is for reading, not for CI. PromptLab runs without rate
 limits (``plan=None``); Langfuse's only limited route (label PATCH) is not used by these runs.
 
-The emulator server's listen backlog is raised to ``--backlog`` (default 128) after it starts: the
-stock one (``socketserver``'s 5) overflows when a client opens more than about 6 connections at
-once, and each overflow stalls that plan by a 1 s TCP retransmit (``--backlog 5`` shows it at
-concurrency 16: about a third of the plans take 1 s longer). Real platforms have deep backlogs.
+The emulator server listens with a backlog of 128 (tests/emulators/base.py); ``--backlog N`` sets
+another after it starts. The stock one (``socketserver``'s 5) overflows when a client opens more
+than about 6 connections at once, and each overflow stalls that plan by a 1 s TCP retransmit
+(``--backlog 5`` shows it at concurrency 16: about a third of the plans take 1 s longer).
 """
 from __future__ import annotations
 

@@ -244,12 +244,18 @@ class Emulator:
         return Server(self, host, port)
 
 
+class _Httpd(ThreadingHTTPServer):
+    # The standard library listens with a backlog of 5: a client opening more connections at once
+    # (apply at concurrency 8 or 16) overflows it and waits a 1 s TCP retransmit. Platforms don't.
+    request_queue_size = 128
+
+
 class Server:
     """A running emulator on ``url`` (``http://127.0.0.1:PORT``)."""
 
     def __init__(self, emulator: Emulator, host: str, port: int):
         handler = _handler_for(emulator)
-        self.httpd = ThreadingHTTPServer((host, port), handler)
+        self.httpd = _Httpd((host, port), handler)
         self.httpd.daemon_threads = True
         self.url = f"http://{host}:{self.httpd.server_address[1]}"
         # a short poll interval: close() waits for the serving loop to notice
