@@ -95,8 +95,10 @@ class PromptLabProvider(RemoteProvider):
     def _read_prompt(self, name: str, summary: Mapping[str, Any]) -> RemotePrompt | None:
         pid = segment(summary["id"])
         try:
-            listed = self.http.get(f"{API}/{pid}/versions", what=f"read the versions of {name!r}")
+            # The deployment first, then the versions: versions are only ever added, so every
+            # version a deployment names is in a list read after it (in parallel it might not be).
             detail = self.http.get(f"{API}/{pid}", what=f"read {name!r}")
+            listed = self.http.get(f"{API}/{pid}/versions", what=f"read the versions of {name!r}")
         except NotFound:
             return None  # deleted between the list and the reads
         versions = tuple(self._version(name, row) for row in expect(listed, "versions", list, "PromptLab"))
