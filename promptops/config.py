@@ -34,6 +34,12 @@ CREDENTIAL_KEYS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
 # Endpoint classes a target's rate_limits may pace besides "read" and "write": the platforms'
 # published per-endpoint limits (providers-api.md 2.2).
 RATE_CLASSES: dict[str, tuple[str, ...]] = {"promptlab": ("list", "versions", "deploy", "resolve")}
+# What an adapter keeps under a reserved model key (Capabilities.reserved_model_keys), and the fix.
+_MODEL_KEY_ROLES = {
+    "model": ("model name", "write the model name as model: {name: ...}"),
+    "tools": ("tools", "declare tools with tools: beside model:"),
+    "template_format": ("template format", "set template_format: on the prompt"),
+}
 DEFAULT_CONCURRENCY = {"local": 1, "langfuse": 8, "promptlayer": 4, "promptrails": 4, "promptlab": 4}
 
 
@@ -65,14 +71,13 @@ class Target:
             return label == (self.labels[0] if self.labels else "production")
         return self.labels is None or label in self.labels
 
-    def gaps(self, ptype: str, fmt: str, labels: Iterable[str], traffic_labels: Iterable[str],
-             content_fields: Iterable[str] = ()) -> list[tuple[str, str]]:
+    def gaps(self, ptype: str, fmt: str, labels: Iterable[str], traffic_labels: Iterable[str]
+             ) -> list[tuple[str, str]]:
         """What of a prompt this target cannot represent, as (field, value) pairs: ("type", ptype),
         ("template_format", fmt), ("label", a reserved label), ("traffic", a managed label whose
-        split the provider cannot hold), ("content", "model" or "tools": non-empty content fields
-        of ``content_fields`` the platform does not store). Empty when the target can hold the
-        prompt as declared. validate and the planner both ask this, and word the answer each for
-        its place."""
+        split the provider cannot hold). Empty when the target can hold the prompt as declared.
+        validate and the planner both ask this, and word the answer each for its place; what of a
+        version's content cannot be stored is :meth:`content_gaps`."""
         caps = self.capabilities
         found = [("type", ptype)] if ptype not in caps.types else []
         if fmt not in caps.template_formats:
@@ -80,8 +85,31 @@ class Target:
         found += [("label", label) for label in labels if label in caps.reserved_labels]
         if not caps.traffic:
             found += [("traffic", label) for label in traffic_labels if self.manages_label(label)]
-        if not caps.model_config:
-            found += [("content", f) for f in sorted(set(content_fields)) if f in ("model", "tools")]
+        return found
+
+    def content_gaps(self, content: Mapping[str, Any]) -> list[tuple[tuple, str, str]]:
+        """What of one version's canonical content this target cannot store, as (path in the
+        content, problem, hint): e.g. (("model",), ...) or (("messages", 2, "placeholder"), ...).
+        Empty when it can store it. validate locates the path in the file; the planner names it."""
+        caps = self.capabilities
+        who = f"target {self.name!r} ({self.provider})"
+        found: list[tuple[tuple, str, str]] = []
+        for field in ("model", "tools"):
+            if content.get(field) and not caps.model_config:
+                found.append(((field,), f"{who} stores only the template, so {field}: cannot be represented",
+                              f"remove {field}:"))
+        for key in sorted(set(content.get("model") or {}) & caps.reserved_model_keys):
+            role, hint = _MODEL_KEY_ROLES[key]
+            found.append((("model", key), f"model key {key!r} cannot be represented on {who}: its config holds the "
+                          f"{role} under that name", hint))
+        if content.get("template") == "" and not caps.empty_template:
+            found.append((("template",), f"{who} cannot store an empty template", "write the template's text"))
+        if caps.placeholder_names:
+            for i, message in enumerate(content.get("messages") or ()):
+                name = message.get("placeholder")
+                if name is not None and not re.match(caps.placeholder_names, name):
+                    found.append((("messages", i, "placeholder"), f"{who} needs placeholder names matching "
+                                  f"{caps.placeholder_names}, not {name!r}", "rename the placeholder"))
         return found
 
     def secret(self, key: str) -> str:

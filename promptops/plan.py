@@ -220,14 +220,13 @@ def _check_capabilities(specs: Iterable[PromptSpec], target: Target) -> None:
     who = f"target {target.name!r} ({target.provider})"
     for spec in specs:
         where = f"{spec.path}: prompt {spec.name!r}"
-        fields = [f for f in ("model", "tools") if any(v.content.get(f) for v in spec.versions.values())]
-        gaps = target.gaps(spec.type, spec.template_format, spec.labels, spec.traffic, fields)
+        gaps = target.gaps(spec.type, spec.template_format, spec.labels, spec.traffic)
         if ("type", spec.type) in gaps:
             problems.append(f"{where} is a {spec.type} prompt, which {who} cannot hold")
         if ("template_format", spec.template_format) in gaps:
             problems.append(f"{where} uses {spec.template_format} templates, which {who} does not support")
-        for field in (value for gap, value in gaps if gap == "content"):
-            problems.append(f"{where} sets {field}:, which {who} cannot store (it holds only the template)")
+        content = {problem for v in spec.versions.values() for _, problem, _ in target.content_gaps(v.content)}
+        problems += [f"{where}: {problem}" for problem in sorted(content)]
         split = [value for gap, value in gaps if gap == "traffic"]
         if split:
             problems.append(f"{where} declares traffic for {', '.join(split)}, but {who} has no traffic splits; "

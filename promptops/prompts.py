@@ -290,7 +290,8 @@ class _FileCheck:
         traffic = self._traffic(labels, versions_raw)
         if self.config.targets_known:
             self._targets()
-            self._capabilities(ptype, fmt, labels, traffic, versions_raw)
+            self._capabilities(ptype, fmt, labels, traffic)
+            self._content_gaps(versions, versions_raw)
         if self.diagnostics:
             return None
         variables = data.get("variables")
@@ -536,28 +537,27 @@ class _FileCheck:
                          f"targets in promptops.yaml: {', '.join(sorted(self.config.targets))}"
                          + _close(name, self.config.targets))
 
-    def _capabilities(self, ptype: str, fmt: str, labels: Mapping[str, str],
-                      traffic: Mapping[str, Any], versions_raw: Mapping[str, tuple[tuple, dict]]) -> None:
-        """What each managing target cannot represent (``Target.gaps``) is an error naming the
-        target (never a silent drop), with a hint to fix the file or to leave that target out with
-        ``targets:``."""
-        content_at = self._content_fields(versions_raw)
+    def _managing_targets(self) -> list[tuple[Any, str]]:
+        """The targets that manage this prompt, each with the hint that leaves it out."""
         chosen = self.data.get("targets")
-        content_key = next((k for k in ("versions", "messages", "template") if k in self.data), None)
+        found = []
         for target in self.config.targets.values():
             if chosen is not None and target.name not in chosen:
                 continue
-            caps = target.capabilities
             others = [t for t in sorted(self.config.targets) if t != target.name]
-            leave_out = (f"add targets: [{', '.join(others)}] to leave {target.name!r} out" if others
-                         else "")
+            found.append((target, f"add targets: [{', '.join(others)}] to leave {target.name!r} out" if others else ""))
+        return found
+
+    def _capabilities(self, ptype: str, fmt: str, labels: Mapping[str, str], traffic: Mapping[str, Any]) -> None:
+        """What each managing target cannot represent (``Target.gaps``) is an error naming the
+        target (never a silent drop), with a hint to fix the file or to leave that target out with
+        ``targets:``."""
+        content_key = next((k for k in ("versions", "messages", "template") if k in self.data), None)
+        for target, leave_out in self._managing_targets():
+            caps = target.capabilities
             who = f"target {target.name!r} ({target.provider})"
-            for gap, value in target.gaps(ptype, fmt, labels, traffic, content_at):
-                if gap == "content":
-                    for path in content_at[value]:
-                        self.add(path, f"{who} stores only the template, so {value}: cannot be represented",
-                                 _either(f"remove {value}:", leave_out), key=True)
-                elif gap == "type":
+            for gap, value in target.gaps(ptype, fmt, labels, traffic):
+                if gap == "type":
                     where = ("type",) if "type" in self.data else ((content_key,) if content_key else ())
                     supported = " or ".join(sorted(caps.types))
                     self.add(where, f"{who} cannot hold {ptype} prompts, only {supported}",
@@ -583,17 +583,29 @@ class _FileCheck:
                              f"splits ({', '.join(with_traffic)})", key=True)
 
 
-    def _content_fields(self, versions_raw: Mapping[str, tuple[tuple, dict]]) -> dict[str, list[tuple]]:
-        """"model"/"tools" -> where the file sets them non-empty (prompt level and per version);
-        empty ones are no content, so no target lacks them."""
-        found: dict[str, list[tuple]] = {}
-        for key in ("model", "tools"):
-            if self.data.get(key):
-                found.setdefault(key, []).append((key,))
-            for path, raw in versions_raw.values():
-                if path and isinstance(raw, Mapping) and raw.get(key):
-                    found.setdefault(key, []).append(path + (key,))
-        return found
+    def _content_gaps(self, versions: Mapping[str, VersionSpec], versions_raw: Mapping[str, tuple[tuple, dict]]
+                      ) -> None:
+        """What of each version's content a managing target cannot store (``Target.content_gaps``),
+        located where the file sets it: in the version, or at the prompt level it inherits from
+        (reported once there, not once per version)."""
+        seen: set[tuple] = set()
+        for target, leave_out in self._managing_targets():
+            for key, version in versions.items():
+                vpath, raw = versions_raw[key]
+                for path, problem, hint in target.content_gaps(version.content):
+                    where, on_key = self._content_path(vpath, raw, path)
+                    if (where, problem) not in seen:
+                        seen.add((where, problem))
+                        self.add(where, problem, _either(hint, leave_out), key=on_key)
+
+    def _content_path(self, vpath: tuple, raw: Mapping[str, Any], path: tuple) -> tuple[tuple, bool]:
+        """The file path of a content path of the version at ``vpath`` (and whether it names a key)."""
+        if path[0] in ("model", "tools"):
+            own = raw.get(path[0])
+            if len(path) == 1:
+                return (vpath + path if own else path), True
+            return (vpath + path if isinstance(own, Mapping) and path[1] in own else path), True
+        return vpath + path, False
 
 
 def _infer_type(versions_raw: Mapping[str, tuple[tuple, dict]]) -> str:

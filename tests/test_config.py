@@ -268,10 +268,25 @@ def test_gaps_name_what_a_target_cannot_represent() -> None:
     layer = Target("pl", "promptlayer")
     assert layer.gaps("text", "mustache", [], []) == [("template_format", "mustache")]
     assert Target("local", "local").gaps("chat", "jinja2", ["latest"], ["production"]) == []
-    # PromptLab stores one mustache template: model config and tools are gaps, other formats too
-    assert lab.gaps("text", "jinja2", [], [], ["model", "tools"]) == [
-        ("template_format", "jinja2"), ("content", "model"), ("content", "tools")]
-    assert fuse.gaps("text", "mustache", [], [], ["model", "tools"]) == []
+    assert lab.gaps("text", "jinja2", [], []) == [("template_format", "jinja2")]
+
+
+def test_content_gaps_name_what_a_version_cannot_store() -> None:
+    from promptops.digest import canonical_content
+
+    lab, fuse = Target("lab", "promptlab"), Target("prod", "langfuse")
+    rich = canonical_content(type="text", template_format="mustache", template="",
+                             model={"name": "gpt-4o", "tools": [1], "temperature": 0.2}, tools=[{"type": "x"}])
+    # PromptLab stores one non-empty content string
+    assert [(path, hint) for path, _, hint in lab.content_gaps(rich)] == [
+        (("model",), "remove model:"), (("tools",), "remove tools:"), (("template",), "write the template's text")]
+    # Langfuse keeps the model name and the tools inside config: a model key of those names would clash
+    (gap,) = fuse.content_gaps(rich)
+    assert gap[0] == ("model", "tools") and "its config holds the tools under that name" in gap[1]
+    chat = canonical_content(type="chat", template_format="mustache",
+                             messages=[{"placeholder": "_history"}, {"placeholder": "history"}])
+    assert [path for path, _, _ in fuse.content_gaps(chat)] == [("messages", 0, "placeholder")]
+    assert Target("local", "local").content_gaps(rich) == [] and Target("l", "local").content_gaps(chat) == []
 
 
 def test_promptlab_paces_its_own_endpoints(tmp_path: Path) -> None:

@@ -116,6 +116,19 @@ def test_reading_pages_through_more_than_a_hundred_prompts(creds):
     assert emu.calls("GET", r"^/api/public/v2/prompts$") == 3  # 3 pages, once: the names reuse them
 
 
+def test_rows_made_outside_promptops_read_without_guessing(creds):
+    # config fields promptops would never write stay model parameters instead of crashing the read
+    emu = LangfuseEmulator(*creds)
+    emu.seed("odd", "Hi", config={"tools": 5, "template_format": "handlebars", "model": "gpt-4o"})
+    emu.seed("odd", "Hi", config="not an object")
+    with provider(emu) as lf:
+        first, second = lf.read(["odd"]).prompts["odd"].versions
+    assert first.content == canonical_content(type="text", template_format="mustache", template="Hi", model={
+        "name": "gpt-4o", "tools": 5, "template_format": "handlebars"})
+    assert first.provenance is None
+    assert second.content == canonical_content(type="text", template_format="mustache", template="Hi")
+
+
 # --------------------------------------------------------------------------- the HTTP layer
 
 

@@ -102,7 +102,9 @@ def test_content_promptlab_cannot_store_is_refused_before_any_request(key):
                         canonical_content(type="text", template_format="jinja2", template="{{ x }}")):
             with pytest.raises(ProviderError, match="PromptLab stores one mustache text template"):
                 lab.create_version(new("a", content))
-    assert emu.log == []
+        with pytest.raises(ProviderError, match="PromptLab cannot store an empty template"):
+            lab.create_version(new("a", text("")))
+    assert emu.log == []  # refused before the prompt was created: nothing left behind
 
 
 def test_the_label_is_the_deployment_and_a_split_is_one_deploy_ordered_by_version(key):

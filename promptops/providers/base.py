@@ -25,6 +25,11 @@ class Capabilities:
     sends them with it instead of one call per label.
     ``model_config``: a version can carry model config and tools besides its template; when False
     a prompt with either is a capability gap (the platform stores only the template).
+    ``reserved_model_keys``: model config keys the adapter's mapping uses for something else
+    (Langfuse keeps the model name, tools and template format inside ``config``).
+    ``empty_template``: an empty text template can be stored.
+    ``placeholder_names``: a regular expression chat placeholder names must match, when the
+    platform is stricter than the file format.
     ``server_resolve``: the platform picks a user's version itself (``Provider.resolve_user``),
     so ``promptops resolve`` asks it instead of hashing locally.
 
@@ -43,6 +48,9 @@ class Capabilities:
     metadata: frozenset[str] = frozenset({"tags", "description"})
     labels_on_create: bool = False
     model_config: bool = True
+    reserved_model_keys: frozenset[str] = frozenset()
+    empty_template: bool = True
+    placeholder_names: str | None = None
     server_resolve: bool = False
 
 
@@ -52,14 +60,17 @@ CAPABILITIES: dict[str, Capabilities] = {
     "local": Capabilities(traffic=True),
     # Langfuse writes tags only with a new version, so promptops does not manage them there.
     "langfuse": Capabilities(
-        remove_label=False, reserved_labels=frozenset({"latest"}), metadata=frozenset(), labels_on_create=True
+        remove_label=False, reserved_labels=frozenset({"latest"}), metadata=frozenset(), labels_on_create=True,
+        reserved_model_keys=frozenset({"model", "tools", "template_format"}),
+        placeholder_names=r"^[A-Za-z][A-Za-z0-9_]*$",  # the API's own rule (a 400 otherwise)
     ),
     "promptlayer": Capabilities(delete_prompt=False, template_formats=frozenset({"jinja2", "f-string"})),
     "promptrails": Capabilities(labels="single", remove_label=False, metadata=frozenset({"description"})),
     "promptlab": Capabilities(
         labels="single", traffic=True, remove_label=False, delete_prompt=False, types=frozenset({"text"}),
         # the platform stores one content string and interpolates {{key}} itself
-        template_formats=frozenset({"mustache"}), metadata=frozenset(), model_config=False, server_resolve=True,
+        template_formats=frozenset({"mustache"}), metadata=frozenset(), model_config=False, empty_template=False,
+        server_resolve=True,
     ),
 }
 PROVIDER_KINDS = tuple(CAPABILITIES)

@@ -35,6 +35,7 @@ COMMIT_MESSAGE_LIMIT = 500
 DEFAULT_URLS = {"langfuse": "https://cloud.langfuse.com", "browserstack": "https://evals-api.browserstack.com"}
 # config keys promptops writes besides the model parameters
 _MODEL_NAME, _TOOLS, _FORMAT = "model", "tools", "template_format"
+_FORMATS = ("jinja2", "f-string")  # what promptops writes as config.template_format (mustache is the default)
 
 
 class LangfuseProvider(RemoteProvider):
@@ -140,15 +141,18 @@ class LangfuseProvider(RemoteProvider):
 
     def to_content(self, row: Mapping[str, Any]) -> dict[str, Any]:
         """Canonical content of a row (the inverse of :meth:`to_body`)."""
-        config = dict(row.get("config") or {})
-        fmt = config.pop(_FORMAT, "mustache")
+        config = row.get("config")
+        config = dict(config) if isinstance(config, dict) else {}
+        # Rows made outside promptops may hold anything in config: only values promptops could
+        # have written are read as its fields; the rest stay model parameters.
+        fmt = config.pop(_FORMAT) if config.get(_FORMAT) in _FORMATS else "mustache"
         if self.flavour == "browserstack":
-            params = dict(row.get("modelParams") or {})
-            tools = list(row.get("toolList") or [])
+            params = dict(row["modelParams"]) if isinstance(row.get("modelParams"), dict) else {}
+            tools = list(row["toolList"]) if isinstance(row.get("toolList"), list) else []
             for key, value in config.items():  # anything set in config by hand still counts
                 params.setdefault(key, value)
         else:
-            tools = list(config.pop(_TOOLS, []) or [])
+            tools = config.pop(_TOOLS) if isinstance(config.get(_TOOLS), list) else []
             params = config
         model = {("name" if k == _MODEL_NAME else k): v for k, v in params.items()}
         if row.get("type") == "chat" or isinstance(row.get("prompt"), list):

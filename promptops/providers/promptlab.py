@@ -136,6 +136,8 @@ class PromptLabProvider(RemoteProvider):
             what = ", ".join(unstorable) or f"a {content.get('type')} {content.get('template_format')} prompt"
             raise ProviderError(f"target {self.target.name!r}: PromptLab stores one mustache text template, "
                                 f"not {what}")
+        if not content["template"]:  # checked before the prompt is created, so nothing is left behind
+            raise ProviderError(f"target {self.target.name!r}: PromptLab cannot store an empty template")
         return str(content["template"])
 
     # ------------------------------------------------------------------ writing
