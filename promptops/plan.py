@@ -136,6 +136,12 @@ def plan_prompt(spec: PromptSpec, remote: RemotePrompt | None, target: Target) -
             actions.append(MoveLabel(prompt=spec.name, label=label, from_=ref(current),
                                      to=VersionRef(want, labels[label])))
     warnings: list[str] = []
+    for label in sorted(set(labels) & split_only):
+        current = remote.labels.get(label)
+        if current is not None and chosen(labels[label], current) != current:
+            warnings.append(f"{spec.name}: label {label!r} is served by its traffic split on provider "
+                            f"{target.provider}; its version {labels[label]!r} is deployed when the file drops the "
+                            "split (a label move alone changes nothing there)")
     for label in sorted(set(remote.labels) - set(labels) - split_only):
         if not target.manages_label(label):
             continue

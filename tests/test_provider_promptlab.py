@@ -326,6 +326,13 @@ def test_cli_canary_ramp_promote_and_revert_against_the_server(cli, key, tmp_pat
 
         change(root, "{stable: 90, concise: 10}", "{stable: 50, concise: 50}", "C: ramp")
         assert cli("-C", root, "apply", "-t", "lab", "--auto-approve").code == 0
+        # moving the label under a split deploys nothing, and the plan says why
+        (root / "prompts/reply.yaml").write_text(
+            (root / "prompts/reply.yaml").read_text().replace("production: stable}", "production: concise}"))
+        r = cli("-C", root, "plan", "-t", "lab", "--detailed-exitcode", "--no-color")
+        assert r.code == 0 and ("reply: label 'production' is served by its traffic split on provider promptlab; "
+                                "its version 'concise' is deployed when the file drops the split") in " ".join(r.out.split())
+        git(root, "checkout", "--", "prompts/reply.yaml")
         # promote: the split ends and the label moves to concise, in one deploy
         change(root, "labels: {production: stable}\ntraffic:\n  production: {stable: 50, concise: 50}",
                "labels: {production: concise}", "D: promote")
