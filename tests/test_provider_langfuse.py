@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import git, write
+from conftest import commit, git, init_repo, write
 from emulators.langfuse import LangfuseEmulator
 from promptops.config import Target
 from promptops.digest import canonical_content, content_digest
@@ -212,13 +212,10 @@ model: {name: gpt-4o-mini, temperature: 0.1}
 
 
 def project(tmp_path: Path, url: str) -> Path:
-    root = tmp_path / "repo"
+    root = init_repo(tmp_path / "repo")
     write(root, "promptops.yaml", CONFIG % url)
-    write(root, ".gitignore", ".promptops/\n")
     write(root, "prompts/summary.yaml", SUMMARY)
-    git(root, "init", "-q", "-b", "main")
-    git(root, "add", "-A")
-    git(root, "commit", "-qm", "A: summary")
+    commit(root, "A: summary")
     return root
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import git, write
+from conftest import commit, git, init_repo, write
 from emulators.promptlab import PromptLabEmulator
 from promptops.config import Target
 from promptops.digest import canonical_content, content_digest
@@ -269,13 +269,10 @@ labels: {production: stable}
 
 
 def project(tmp_path: Path, url: str) -> Path:
-    root = tmp_path / "repo"
+    root = init_repo(tmp_path / "repo")
     write(root, "promptops.yaml", CONFIG % url)
-    write(root, ".gitignore", ".promptops/\n")
     write(root, "prompts/reply.yaml", REPLY)
-    git(root, "init", "-q", "-b", "main")
-    git(root, "add", "-A")
-    git(root, "commit", "-qm", "A: reply")
+    commit(root, "A: reply")
     return root
 
 
