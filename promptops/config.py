@@ -94,10 +94,10 @@ class Target:
         caps = self.capabilities
         who = f"target {self.name!r} ({self.provider})"
         found: list[tuple[tuple, str, str]] = []
-        for field in ("model", "tools"):
-            if content.get(field) and not caps.model_config:
-                found.append(((field,), f"{who} stores only the template, so {field}: cannot be represented",
-                              f"remove {field}:"))
+        for part in ("model", "tools"):
+            if content.get(part) and not caps.model_config:
+                found.append(((part,), f"{who} stores only the template, so {part}: cannot be represented",
+                              f"remove {part}:"))
         for key in sorted(set(content.get("model") or {}) & caps.reserved_model_keys):
             role, hint = _MODEL_KEY_ROLES[key]
             found.append((("model", key), f"model key {key!r} cannot be represented on {who}: its config holds the "

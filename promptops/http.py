@@ -21,6 +21,7 @@ removes the secret values it was given (and their Basic-auth encodings) wherever
 from __future__ import annotations
 
 import base64
+import contextlib
 import email.utils
 import json
 import logging
@@ -28,7 +29,7 @@ import random
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 from urllib.parse import quote
 
 import httpx
@@ -67,6 +68,7 @@ class HttpSettings:
 
     base_url: str
     target: str
+    platform: str = "the platform"  # its name in messages ("Langfuse")
     headers: Mapping[str, str] = field(default_factory=dict)
     auth: tuple[str, str] | None = None
     secrets: Iterable[str] = ()
@@ -94,7 +96,8 @@ class HttpClient:
             secrets += [token, password]
         # longest first, so a secret that contains another is removed whole
         self._secrets = sorted(set(secrets), key=len, reverse=True)
-        self._pacers = {kind: _Pacer(_per_second(rate), settings.clock, settings.sleep)
+        self._pacers = {kind: _Pacer(f"{self._who()}: pacing {kind} requests to {rate}", _per_second(rate),
+                                     settings.clock, settings.sleep)
                         for kind, rate in settings.rate_limits.items()}
         self._client = httpx.Client(
             base_url=settings.base_url.rstrip("/"),
@@ -120,8 +123,8 @@ class HttpClient:
         method = method.upper()
         safe = method in IDEMPOTENT if idempotent is None else idempotent
         what = what or f"{method} {path}"
-        attempt = 0
-        limited_for = 0.0  # seconds spent waiting on 429s
+        attempt = 0  # retries after connection failures and server errors
+        limited, limited_for = 0, 0.0  # 429s answered, and the seconds waited on them
         pacer = self._pacers.get(pace or "") or self._pacers.get("read" if method in ("GET", "HEAD") else "write")
         while True:
             if pacer is not None:
@@ -146,8 +149,9 @@ class HttpClient:
             if status < 300:
                 return _decode(response)
             if status == 429 and limited_for < self.settings.rate_limit_budget:
-                limited_for += self._wait(min(attempt, 6), _retry_after(response), f"rate limited (429) for {what}")
-                attempt += 1
+                # its own count: 429s must not use up the retries a later server error is owed
+                limited_for += self._wait(min(limited, 6), _retry_after(response), f"rate limited (429) for {what}")
+                limited += 1
                 continue
             if status in RETRY_STATUSES and safe and attempt < self.settings.max_retries:
                 self._wait(attempt, _retry_after(response), f"{what} failed with {status}")
@@ -158,6 +162,24 @@ class HttpClient:
     def get(self, path: str, *, params: Mapping[str, Any] | None = None, what: str = "", pace: str | None = None
             ) -> Any:
         return self.request("GET", path, params=params, what=what, pace=pace)
+
+    def expect(self, body: Any, key: str, kind: type) -> Any:
+        """``body[key]`` when the answer is an object holding a ``kind`` there; else ProviderError
+        quoting the start of the answer (a proxy's HTML page, an API change), redacted."""
+        if not isinstance(body, dict) or not isinstance(body.get(key), kind):
+            raise ProviderError(self.redact(f"{self._who()}: unexpected answer from {self.settings.platform}: no "
+                                            f"{key!r} in {str(body)[:200]}"))
+        return body[key]
+
+    @contextlib.contextmanager
+    def parsing(self, what: str, body: Any) -> Iterator[None]:
+        """Turn a malformed answer met while reading ``body`` (a missing field, a wrong type) into
+        a ProviderError naming ``what``, instead of a crash."""
+        try:
+            yield
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+            raise ProviderError(self.redact(f"{self._who()}: unexpected answer from {self.settings.platform} for "
+                                            f"{what} ({type(exc).__name__}: {exc}): {str(body)[:200]}")) from None
 
     def redact(self, text: str) -> str:
         """``text`` with every credential value replaced by ``***``."""
@@ -206,9 +228,10 @@ class HttpClient:
 class _Pacer:
     """Client-side pacing (the target's ``rate_limits``): requests of one class start at least
     ``1/rate`` seconds apart, across threads, so apply stays under a platform's published limit
-    instead of collecting 429s."""
+    instead of collecting 429s. A wait of a second or more is announced, like a retry's."""
 
-    def __init__(self, rate: float, clock: Callable[[], float], sleep: Callable[[float], None]):
+    def __init__(self, label: str, rate: float, clock: Callable[[], float], sleep: Callable[[float], None]):
+        self.label = label
         self.interval = 1.0 / rate
         self.clock, self.sleep = clock, sleep
         self._next = 0.0
@@ -220,6 +243,8 @@ class _Pacer:
             start = max(now, self._next)
             self._next = start + self.interval
         if start > now:
+            if start - now >= 1:
+                log.warning(f"{self.label}; waiting {start - now:.0f}s")
             self.sleep(start - now)
 
 
@@ -235,14 +260,6 @@ def _per_second(rate: str) -> float:
 def segment(value: str) -> str:
     """``value`` as one URL path segment: '/' in a prompt name is sent as %2F (as the SDKs do)."""
     return quote(value, safe="")
-
-
-def expect(body: Any, key: str, kind: type, platform: str) -> Any:
-    """``body[key]`` when the answer is an object holding a ``kind`` there; else ProviderError
-    quoting the start of the answer (a proxy's HTML page, an API change)."""
-    if not isinstance(body, dict) or not isinstance(body.get(key), kind):
-        raise ProviderError(f"unexpected answer from {platform}: no {key!r} in {str(body)[:200]}")
-    return body[key]
 
 
 def _clean(params: Mapping[str, Any] | None) -> dict[str, Any] | None:

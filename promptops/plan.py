@@ -154,7 +154,7 @@ def plan_prompt(spec: PromptSpec, remote: RemotePrompt | None, target: Target) -
     for label in sorted(set(spec.traffic) | set(remote.traffic)):
         if not target.manages_label(label) or not caps.traffic:
             continue
-        action = _traffic(spec, remote, label, chosen, ref)
+        action = _traffic(spec, remote, label, chosen, ref, single=bool(split_only))
         if action:
             actions.append(action)
 
@@ -176,15 +176,22 @@ def _diff_base(spec: PromptSpec, key: str, remote: RemotePrompt) -> str | None:
     return remote.versions[-1].id if remote.versions else None
 
 
-def _traffic(spec: PromptSpec, remote: RemotePrompt, label: str, chosen, ref) -> SetTraffic | None:
+def _traffic(spec: PromptSpec, remote: RemotePrompt, label: str, chosen, ref, *, single: bool = False
+             ) -> SetTraffic | None:
+    """The SetTraffic for ``label``, or None when the remote split already matches. ``single``:
+    the platform's pointer is its deployment, where a split of one version is just the pointer on
+    that version (it reads back as the label, with no split)."""
     desired = spec.traffic.get(label)
     current = remote.traffic.get(label)
     to_remote: dict[str, str | None] = {}
     if desired is not None:
         # prefer the ids already in the split, so a re-plan after apply is a no-op
-        to_remote = {key: chosen(key, *(current or {})) for key in desired}
+        to_remote = {key: chosen(key, *(current or {}), remote.labels.get(label)) for key in desired}
         resolved = None if None in to_remote.values() else {to_remote[k]: w for k, w in desired.items()}
         if resolved is not None and current is not None and dict(current) == resolved:
+            return None
+        if single and resolved is not None and current is None and list(resolved.items()) == [
+                (remote.labels.get(label), 100)]:
             return None
     elif current is None:
         return None

@@ -1,7 +1,9 @@
 """Review of the PromptLab provider and the shared HTTP changes (git diff c311a81 -- promptops/).
 
-Each test but the last demonstrates a defect and fails until it is fixed; the last pins subtle
-behaviour that is correct but was untested. Everything runs against tests/emulators/promptlab.py,
+Each test but the last pins the fix of a defect the review found (one-version splits converging,
+a 404 on a listed prompt, listings following total, redacted unexpected answers, malformed answers
+as remote errors, 429s keeping the retries of server errors, announced pacing waits, resolve
+advice); the last pins subtle behaviour that was correct but untested. Everything runs against tests/emulators/promptlab.py,
 in-process (``emu.transport()``) or as a real server (``emu.serve()``) behind the real CLI.
 """
 from __future__ import annotations
@@ -17,7 +19,6 @@ from conftest import git, write
 from emulators.promptlab import PromptLabEmulator
 from promptops.config import Target
 from promptops.digest import canonical_content, content_digest
-from promptops.errors import ProviderError
 from promptops.providers.base import NewVersion
 from promptops.providers.promptlab import PromptLabProvider
 from promptops.provenance import stamp

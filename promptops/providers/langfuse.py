@@ -23,7 +23,7 @@ from typing import Any, Collection, Mapping
 from ..config import Target
 from ..digest import canonical_content, content_digest
 from ..errors import ProviderError
-from ..http import HttpSettings, NotFound, expect, segment
+from ..http import HttpSettings, NotFound, segment
 from ..model import RemotePrompt, RemoteState, RemoteVersion
 from ..provenance import message, parse_message
 from .base import CAPABILITIES, Capabilities, NewVersion
@@ -51,7 +51,8 @@ class LangfuseProvider(RemoteProvider):
         settings = HttpSettings(
             base_url=target.base_url or DEFAULT_URLS[self.flavour], target=target.name, auth=(public, secret),
             secrets=(secret,), auth_hint=f"the keys in {creds}", timeout=target.timeout,
-            transport=transport, headers={"X-Langfuse-Public-Key": public}, rate_limits=target.rate_limits)
+            transport=transport, headers={"X-Langfuse-Public-Key": public}, rate_limits=target.rate_limits,
+            platform="Langfuse")
         super().__init__(target, settings, sleep)
 
     # ------------------------------------------------------------------ reading
@@ -65,8 +66,10 @@ class LangfuseProvider(RemoteProvider):
         page = 1
         while True:
             body = self.http.get(API, params={"page": page, "limit": PAGE_LIMIT}, what="list prompts")
-            for item in expect(body, "data", list, "Langfuse"):
-                found[item["name"]] = sorted(int(v) for v in item.get("versions", []))
+            items = self.http.expect(body, "data", list)
+            with self.http.parsing("list prompts", body):
+                for item in items:
+                    found[str(item["name"])] = sorted(int(v) for v in item.get("versions", []))
             meta = body.get("meta") or body.get("pagination") or {}
             if page >= int(meta.get("totalPages") or 0):
                 break
@@ -94,6 +97,10 @@ class LangfuseProvider(RemoteProvider):
             return None
 
     def _prompt(self, name: str, rows: list[Mapping[str, Any]]) -> RemotePrompt:
+        with self.http.parsing(f"the versions of {name!r}", rows):
+            return self._rows_to_prompt(name, rows)
+
+    def _rows_to_prompt(self, name: str, rows: list[Mapping[str, Any]]) -> RemotePrompt:
         rows = sorted(rows, key=lambda r: int(r["version"]))
         labels = {label: str(row["version"]) for row in rows for label in row.get("labels") or ()}
         return RemotePrompt(
@@ -169,7 +176,7 @@ class LangfuseProvider(RemoteProvider):
                 "labels": sorted(new.labels), "commitMessage": message(new.provenance, COMMIT_MESSAGE_LIMIT)}
         row = self.http.request("POST", API, json_body=body, what=f"create a version of {new.prompt!r}")
         self._created(new.prompt)
-        return str(expect(row, "version", int, "Langfuse"))
+        return str(self.http.expect(row, "version", int))
 
     def move_label(self, prompt: str, label: str, version_id: str) -> None:
         # idempotent: the label ends on this version however often it is sent

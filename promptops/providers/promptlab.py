@@ -31,7 +31,7 @@ from typing import Any, Collection, Mapping
 from ..config import Target
 from ..digest import canonical_content, content_digest
 from ..errors import PromptOpsError, ProviderError
-from ..http import HttpSettings, NotFound, RemoteError, expect, segment
+from ..http import HttpSettings, NotFound, RemoteError, segment
 from ..model import RemotePrompt, RemoteState, RemoteVersion
 from ..provenance import message, parse_message
 from .base import CAPABILITIES, Capabilities, NewVersion
@@ -55,7 +55,7 @@ class PromptLabProvider(RemoteProvider):
         settings = HttpSettings(
             base_url=target.base_url or DEFAULT_URL, target=target.name, headers={"Authorization": f"Bearer {key}"},
             secrets=(key,), auth_hint=f"the key in {target.credentials['api_key']}", timeout=target.timeout,
-            transport=transport, rate_limits=target.rate_limits)
+            transport=transport, rate_limits=target.rate_limits, platform="PromptLab")
         super().__init__(target, settings, sleep)
         self.pointer = target.labels[0] if target.labels else DEFAULT_LABEL
         self._ids: dict[str, str] = {}  # name -> prompt id, from the last listing and creates
@@ -72,12 +72,19 @@ class PromptLabProvider(RemoteProvider):
         page = 1
         while True:
             body = self.http.get(API, params={"page": page, "limit": PAGE_LIMIT}, what="list prompts", pace="list")
-            items = expect(body, "prompts", list, "PromptLab")
-            for item in items:
-                found[item["name"]] = item
+            items = self.http.expect(body, "prompts", list)
+            before = len(found)
+            with self.http.parsing("list prompts", body):
+                for item in items:
+                    found[str(item["name"])] = {"id": str(item["id"])}
             total = body.get("total")
-            # stop on a short page too: a server that ignores page/limit answers everything at once
-            if not items or len(items) < PAGE_LIMIT or (isinstance(total, int) and len(found) >= total):
+            if isinstance(total, int) and not isinstance(total, bool):
+                # follow total, whatever page size the server keeps; a page adding nothing ends it
+                # (a server ignoring page would otherwise be asked forever)
+                done = len(found) >= total or len(found) == before
+            else:  # no total: a short page is the last
+                done = len(items) < PAGE_LIMIT or len(found) == before
+            if done:
                 break
             page += 1
         with self._lock:
@@ -90,19 +97,27 @@ class PromptLabProvider(RemoteProvider):
         wanted = sorted(listing if names is None else set(names) & set(listing))
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
             prompts = list(pool.map(lambda name: self._read_prompt(name, listing[name]), wanted))
-        return RemoteState(prompts={p.name: p for p in prompts if p is not None})
+        return RemoteState(prompts={p.name: p for p in prompts})
 
-    def _read_prompt(self, name: str, summary: Mapping[str, Any]) -> RemotePrompt | None:
+    def _read_prompt(self, name: str, summary: Mapping[str, Any]) -> RemotePrompt:
         pid = segment(summary["id"])
         try:
             # The deployment first, then the versions: versions are only ever added, so every
             # version a deployment names is in a list read after it (in parallel it might not be).
             detail = self.http.get(f"{API}/{pid}", what=f"read {name!r}")
             listed = self.http.get(f"{API}/{pid}/versions", what=f"read the versions of {name!r}")
-        except NotFound:
-            return None  # deleted between the list and the reads
-        versions = tuple(self._version(name, row) for row in expect(listed, "versions", list, "PromptLab"))
-        labels, traffic = self._pointer(detail)
+        except NotFound as exc:
+            # PromptLab cannot delete a prompt, so a listed one that is not found is not "absent":
+            # reading it as absent would plan its versions again and duplicate them.
+            raise ProviderError(f"{exc}; the prompt is listed, so this server may lack the read endpoints "
+                                "promptops needs (GET /v1/prompts/:id and /versions)") from None
+        rows = self.http.expect(listed, "versions", list)
+        with self.http.parsing(f"the versions of {name!r}", listed):
+            versions = tuple(self._version(name, row) for row in rows)
+        if not isinstance(detail, dict):
+            self.http.expect(detail, "id", str)  # raises, quoting the answer
+        with self.http.parsing(f"the deployment of {name!r}", detail):
+            labels, traffic = self._pointer(detail)
         return RemotePrompt(name=name, versions=versions, labels=labels, traffic=traffic)
 
     def _pointer(self, detail: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, dict[str, int]]]:
@@ -148,7 +163,7 @@ class PromptLabProvider(RemoteProvider):
         row = self.http.request("POST", f"{API}/{segment(pid)}/versions", pace="versions",
                                 json_body={"content": text, "message": message(new.provenance, MESSAGE_LIMIT)},
                                 what=f"create a version of {new.prompt!r}")
-        return str(expect(row, "version", str, "PromptLab"))
+        return str(self.http.expect(row, "version", str))
 
     def _prompt_id(self, name: str) -> str:
         """The prompt's id, creating the prompt when the platform has none of that name."""
@@ -159,7 +174,7 @@ class PromptLabProvider(RemoteProvider):
         try:
             body = self.http.request("POST", API, json_body={"name": name, "description": ""},
                                      what=f"create prompt {name!r}")
-            pid = str(expect(body, "id", str, "PromptLab"))
+            pid = str(self.http.expect(body, "id", str))
         except RemoteError as exc:
             # 400 "already exists" (made since the listing), or an answer lost on the way back:
             # either way the prompt may be there now; look before giving up.
@@ -179,7 +194,9 @@ class PromptLabProvider(RemoteProvider):
 
     def _find(self, name: str) -> str | None:
         body = self.http.get(API, params={"name": name}, what=f"look up prompt {name!r}", pace="list")
-        return next((str(p["id"]) for p in expect(body, "prompts", list, "PromptLab") if p.get("name") == name), None)
+        prompts = self.http.expect(body, "prompts", list)
+        with self.http.parsing(f"look up prompt {name!r}", body):
+            return next((str(p["id"]) for p in prompts if p.get("name") == name), None)
 
     def move_label(self, prompt: str, label: str, version_id: str) -> None:
         self._check_label(prompt, label)
@@ -193,10 +210,11 @@ class PromptLabProvider(RemoteProvider):
         # The split ends: the label's own version takes all traffic. A label move planned with it
         # has already deployed one version; otherwise that is the active version.
         detail = self.http.get(f"{API}/{segment(self._prompt_id(prompt))}", what=f"read {prompt!r}")
-        deployment = detail.get("current_deployment") or {}
-        if len(deployment.get("traffic") or ()) <= 1:
-            return
-        active = detail.get("active_version")
+        with self.http.parsing(f"the deployment of {prompt!r}", detail):
+            deployment = detail.get("current_deployment") or {}
+            if len(deployment.get("traffic") or ()) <= 1:
+                return
+            active = detail.get("active_version")
         if not active:
             raise ProviderError(f"target {self.target.name!r}: {prompt!r} has no version to serve once its split "
                                 "ends; declare the label's version in the file")
@@ -233,9 +251,10 @@ class PromptLabProvider(RemoteProvider):
             body = self.http.request("POST", "/v1/resolve", json_body={"prompt": prompt, "user_id": user},
                                      idempotent=True, pace="resolve", what=f"resolve {prompt!r}")
         except NotFound:
-            raise PromptOpsError(f"prompt {prompt!r} is not deployed on target {self.target.name!r} (promptlab); "
-                                 "run promptops apply first") from None
-        return str(expect(body, "version", str, "PromptLab"))
+            raise PromptOpsError(f"prompt {prompt!r} is not deployed on target {self.target.name!r} (promptlab): "
+                                 f"its file must declare label {self.pointer!r} (or a traffic split of it), "
+                                 "then promptops apply deploys it") from None
+        return str(self.http.expect(body, "version", str))
 
 
 def _number(version: str) -> int:
