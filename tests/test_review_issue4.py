@@ -22,6 +22,7 @@ from promptops.digest import canonical_content, content_digest
 from promptops.providers.base import NewVersion
 from promptops.providers.promptlab import PromptLabProvider
 from promptops.provenance import stamp
+from test_provider_promptlab import FakeTime, Notices
 
 KEY = "pl_sk_test_review4_5c1d9e"
 
@@ -65,30 +66,6 @@ def text(template: str) -> dict:
 def new(prompt: str, content: dict) -> NewVersion:
     return NewVersion(prompt, content, content_digest(content),
                       stamp("3f2c1ab" * 5 + "abcde", "subject", False, f"prompts/{prompt}.yaml", "v"))
-
-
-class FakeTime:
-    """One clock for the pacer and the sleeps: sleeping moves it."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
-class Notices(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())
 
 
 # --------------------------------------------------------------------------- non-convergence
