@@ -57,10 +57,7 @@ class LangfuseProvider(RemoteProvider):
 
     # ------------------------------------------------------------------ reading
 
-    def _list(self) -> list[str]:
-        return list(self._listing())
-
-    def _listing(self) -> dict[str, list[int]]:
+    def _list_all(self) -> dict[str, list[int]]:
         """name -> version numbers, over every page of the list endpoint."""
         found: dict[str, list[int]] = {}
         page = 1
@@ -70,12 +67,11 @@ class LangfuseProvider(RemoteProvider):
             with self.http.parsing("list prompts", body):
                 for item in items:
                     found[str(item["name"])] = sorted(int(v) for v in item.get("versions", []))
-            meta = body.get("meta") or body.get("pagination") or {}
-            if page >= int(meta.get("totalPages") or 0):
-                break
+                meta = body.get("meta") or body.get("pagination") or {}
+                pages = int(meta.get("totalPages") or 0)
+            if page >= pages:
+                return found
             page += 1
-        self._listed_now(found)
-        return found
 
     def read(self, names: Collection[str] | None = None) -> RemoteState:
         listing = self._listing()

@@ -63,12 +63,15 @@ class PromptLabProvider(RemoteProvider):
 
     # ------------------------------------------------------------------ reading
 
-    def _list(self) -> list[str]:
-        return list(self._listing())
+    def _listing(self) -> dict[str, str]:
+        found = super()._listing()
+        with self._lock:
+            self._ids = dict(found)
+        return found
 
-    def _listing(self) -> dict[str, Mapping[str, Any]]:
-        """name -> prompt summary, over every page of ``GET /v1/prompts``."""
-        found: dict[str, Mapping[str, Any]] = {}
+    def _list_all(self) -> dict[str, str]:
+        """name -> prompt id, over every page of ``GET /v1/prompts``."""
+        found: dict[str, str] = {}
         page = 1
         while True:
             body = self.http.get(API, params={"page": page, "limit": PAGE_LIMIT}, what="list prompts", pace="list")
@@ -76,7 +79,7 @@ class PromptLabProvider(RemoteProvider):
             before = len(found)
             with self.http.parsing("list prompts", body):
                 for item in items:
-                    found[str(item["name"])] = {"id": str(item["id"])}
+                    found[str(item["name"])] = str(item["id"])
             total = body.get("total")
             if isinstance(total, int) and not isinstance(total, bool):
                 # follow total, whatever page size the server keeps; a page adding nothing ends it
@@ -85,12 +88,8 @@ class PromptLabProvider(RemoteProvider):
             else:  # no total: a short page is the last
                 done = len(items) < PAGE_LIMIT or len(found) == before
             if done:
-                break
+                return found
             page += 1
-        with self._lock:
-            self._ids = {name: item["id"] for name, item in found.items()}
-        self._listed_now(found)
-        return found
 
     def read(self, names: Collection[str] | None = None) -> RemoteState:
         listing = self._listing()
@@ -99,8 +98,8 @@ class PromptLabProvider(RemoteProvider):
             prompts = list(pool.map(lambda name: self._read_prompt(name, listing[name]), wanted))
         return RemoteState(prompts={p.name: p for p in prompts})
 
-    def _read_prompt(self, name: str, summary: Mapping[str, Any]) -> RemotePrompt:
-        pid = segment(summary["id"])
+    def _read_prompt(self, name: str, prompt_id: str) -> RemotePrompt:
+        pid = segment(prompt_id)
         try:
             # The deployment first, then the versions: versions are only ever added, so every
             # version a deployment names is in a list read after it (in parallel it might not be).
@@ -114,8 +113,6 @@ class PromptLabProvider(RemoteProvider):
         rows = self.http.expect(listed, "versions", list)
         with self.http.parsing(f"the versions of {name!r}", listed):
             versions = tuple(self._version(name, row) for row in rows)
-        if not isinstance(detail, dict):
-            self.http.expect(detail, "id", str)  # raises, quoting the answer
         with self.http.parsing(f"the deployment of {name!r}", detail):
             labels, traffic = self._pointer(detail)
         return RemotePrompt(name=name, versions=versions, labels=labels, traffic=traffic)
@@ -175,14 +172,10 @@ class PromptLabProvider(RemoteProvider):
             body = self.http.request("POST", API, json_body={"name": name, "description": ""},
                                      what=f"create prompt {name!r}")
             pid = str(self.http.expect(body, "id", str))
-        except RemoteError as exc:
-            # 400 "already exists" (made since the listing), or an answer lost on the way back:
-            # either way the prompt may be there now; look before giving up.
-            pid = self._find(name)
-            if pid is None:
-                raise exc from None
         except ProviderError as exc:
-            if not exc.ambiguous:
+            # An error answer (400 "already exists": made since the listing) or one lost on the
+            # way back: either way the prompt may be there now; look before giving up.
+            if not (isinstance(exc, RemoteError) or exc.ambiguous):
                 raise
             pid = self._find(name)
             if pid is None:

@@ -1,8 +1,9 @@
 """What every HTTP provider shares: one :class:`~promptops.http.HttpClient`, no platform lock, and
 the prompt listing a plan takes once.
 
-Subclasses implement ``_list()`` (every prompt name the platform holds, over all pages) and the
-reading and writing methods of :class:`~promptops.providers.base.Provider`.
+Subclasses implement ``_list_all()`` (name -> what the list endpoint says of it, over all pages)
+and the reading and writing methods of :class:`~promptops.providers.base.Provider`; they list
+through :meth:`RemoteProvider._listing`, which remembers the names for ``list_names``.
 """
 from __future__ import annotations
 
@@ -35,18 +36,20 @@ class RemoteProvider:
         # A plan asks for the names right after read(), which listed them: that listing is reused
         # (list endpoints are the platforms' most rate-limited reads).
         if self._listed is None:
-            self._listed_now(self._list())
+            self._listing()
         with self._names_lock:
             return sorted(self._listed or ())
 
-    def _list(self) -> list[str]:
-        """Every prompt name on the platform (all pages). Subclasses that list in ``read`` call
-        :meth:`_listed_now` with what they found."""
-        raise NotImplementedError
-
-    def _listed_now(self, names: Any) -> None:
+    def _listing(self) -> dict[str, Any]:
+        """``_list_all()``, its names remembered for :meth:`list_names`."""
+        found = self._list_all()
         with self._names_lock:
-            self._listed = list(names)
+            self._listed = list(found)
+        return found
+
+    def _list_all(self) -> dict[str, Any]:
+        """name -> what the platform's list says of the prompt, over every page."""
+        raise NotImplementedError
 
     def _created(self, name: str) -> None:
         with self._names_lock:
