@@ -62,6 +62,11 @@ class Target:
     def capabilities(self) -> Capabilities:
         return CAPABILITIES[self.provider]
 
+    @property
+    def who(self) -> str:
+        """How messages name the target: ``target 'lab' (promptlab)``."""
+        return f"target {self.name!r} ({self.provider})"
+
     def manages_label(self, label: str) -> bool:
         """True when this target manages ``label`` (its ``labels:`` list, or all it can represent)."""
         if label in self.capabilities.reserved_labels:
@@ -91,8 +96,7 @@ class Target:
         """What of one version's canonical content this target cannot store, as (path in the
         content, problem, hint): e.g. (("model",), ...) or (("messages", 2, "placeholder"), ...).
         Empty when it can store it. validate locates the path in the file; the planner names it."""
-        caps = self.capabilities
-        who = f"target {self.name!r} ({self.provider})"
+        caps, who = self.capabilities, self.who
         found: list[tuple[tuple, str, str]] = []
         for part in ("model", "tools"):
             if content.get(part) and not caps.model_config:

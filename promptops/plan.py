@@ -230,7 +230,7 @@ def _check_capabilities(specs: Iterable[PromptSpec], target: Target) -> None:
     made from specs that were not validated. Reserved labels are not an error here: the target
     does not manage them, so the planner leaves them alone."""
     problems = []
-    who = f"target {target.name!r} ({target.provider})"
+    who = target.who
     for spec in specs:
         where = f"{spec.path}: prompt {spec.name!r}"
         gaps = target.gaps(spec.type, spec.template_format, spec.labels, spec.traffic)

@@ -114,7 +114,8 @@ def resolve_report(provider: Any, target: Target, root: Path, name: str, label: 
     """Which version ``user`` gets for ``label``, read from the target (local names added from the
     files when they load)."""
     remote = fetch_prompt(provider, name, target)
-    if target.capabilities.server_resolve:
+    by_platform = target.capabilities.server_resolve
+    if by_platform:
         # the platform assigns users itself; promptops reports its answer, not a local hash
         version_id, b = provider.resolve_user(name, label, user), None
         weights = remote.traffic.get(label)
@@ -127,11 +128,11 @@ def resolve_report(provider: Any, target: Target, root: Path, name: str, label: 
     if as_json:
         return json.dumps({"prompt": name, "label": label, "user": user, "remote_version": version_id,
                            "version": key, "bucket": b, "weights": dict(weights) if weights else None,
-                           "resolved_by": target.provider if target.capabilities.server_resolve else "promptops"},
+                           "resolved_by": target.provider if by_platform else "promptops"},
                           indent=2) + "\n"
     shown = version_label(version_id) + (f" ({key})" if key else "")
     lines = [f"{name} {label} -> {shown} for user {user!r}"]
-    if weights and b is None:
+    if weights and by_platform:
         lines.append(f"  assigned by {target.provider} itself under the split {remote_split(weights)}")
     elif weights:
         lines.append(f"  bucket {b} of 10000 under the split {remote_split(weights)}")

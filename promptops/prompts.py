@@ -555,7 +555,7 @@ class _FileCheck:
         content_key = next((k for k in ("versions", "messages", "template") if k in self.data), None)
         for target, leave_out in self._managing_targets():
             caps = target.capabilities
-            who = f"target {target.name!r} ({target.provider})"
+            who = target.who
             for gap, value in target.gaps(ptype, fmt, labels, traffic):
                 if gap == "type":
                     where = ("type",) if "type" in self.data else ((content_key,) if content_key else ())
@@ -581,7 +581,6 @@ class _FileCheck:
                              "cannot be represented",
                              leave_out or f"remove traffic:, or use a target whose provider has traffic "
                              f"splits ({', '.join(with_traffic)})", key=True)
-
 
     def _content_gaps(self, versions: Mapping[str, VersionSpec], versions_raw: Mapping[str, tuple[tuple, dict]]
                       ) -> None:
