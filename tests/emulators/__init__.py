@@ -11,6 +11,7 @@ from typing import Any
 EMULATORS = {
     "langfuse": "langfuse:LangfuseEmulator",
     "promptlab": "promptlab:PromptLabEmulator",
+    "promptlayer": "promptlayer:PromptLayerEmulator",
     "promptrails": "promptrails:PromptRailsEmulator",
 }
 
