@@ -106,8 +106,25 @@ class Target:
             role, hint = _MODEL_KEY_ROLES[key]
             found.append((("model", key), f"model key {key!r} cannot be represented on {who}: its config holds the "
                           f"{role} under that name", hint))
+        if content.get("tools") and content.get("type") not in caps.tools_types:
+            found.append((("tools",), f"{who} keeps tools only in {' and '.join(sorted(caps.tools_types))} prompts, "
+                          f"so tools: on a {content.get('type')} prompt cannot be represented",
+                          "remove tools:, or write the prompt as a chat prompt (messages:)"))
+        model = content.get("model") or {}
+        missing = sorted(caps.model_requires - set(model))
+        if model and missing:
+            found.append((("model",), f"{who} stores model config only with {' and '.join(sorted(caps.model_requires))}"
+                          f" (missing: {', '.join(missing)})", f"add {', '.join(k + ':' for k in missing)} under model:"))
         if content.get("template") == "" and not caps.empty_template:
             found.append((("template",), f"{who} cannot store an empty template", "write the template's text"))
+        messages = content.get("messages") or ()
+        if caps.chat_roles is not None and content.get("type") == "chat":
+            found += _chat_shape_gaps(messages, caps.chat_roles, who)
+        if (caps.message_format and messages and content.get("template_format") != caps.message_format
+                and all("placeholder" in m for m in messages)):
+            found.append((("template_format",), f"{who} keeps the template format on each text message, so a chat "
+                          f"prompt of placeholders only reads back as {caps.message_format}",
+                          f"set template_format: {caps.message_format}"))
         if caps.placeholder_names:
             for i, message in enumerate(content.get("messages") or ()):
                 name = message.get("placeholder")
@@ -124,6 +141,30 @@ class Target:
             raise ConfigError(f"target {self.name!r}: environment variable {var} is not set "
                               f"(credentials.{key}); export it before running promptops")
         return value
+
+
+def _chat_shape_gaps(messages: Any, roles: tuple[str, ...], who: str) -> list[tuple[tuple, str, str]]:
+    """Where a chat prompt is not exactly ``roles`` in order, each message with some text (an
+    empty message would be read back as a prompt without it)."""
+    found: list[tuple[tuple, str, str]] = []
+    shape = " + ".join(roles)
+    for i, message in enumerate(messages):
+        if "placeholder" in message:
+            found.append((("messages", i, "placeholder"), f"{who} has no message-list placeholders (a chat prompt "
+                          f"there is {shape})", "remove the placeholder message"))
+    actual = [m.get("role") for m in messages if "placeholder" not in m]
+    if actual != list(roles):
+        hint = f"write one {' then one '.join(roles)} message"
+        if actual == [roles[-1]]:
+            hint = f"write it as a text prompt (template:): that is stored as the {roles[-1]} prompt alone"
+        found.append((("messages",), f"{who} stores a chat prompt as {shape}, one message each in that order, "
+                      f"not {' + '.join(map(str, actual)) or 'no messages'}", hint))
+        return found
+    for i, message in enumerate(messages):
+        if "placeholder" not in message and message.get("content") == "":
+            found.append((("messages", i, "content"), f"{who} cannot store an empty {message.get('role')} message",
+                          "write the message's text"))
+    return found
 
 
 @dataclass(frozen=True)

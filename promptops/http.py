@@ -304,7 +304,8 @@ def _retry_after(response: httpx.Response) -> float | None:
 
 def _detail(response: httpx.Response) -> str:
     """The server's own words from an error body of any of the platforms' shapes: ``message``,
-    ``error`` (a string, or ``{code, message}``), ``detail``; or the text, shortened."""
+    ``error`` (a string, or ``{code, message}``), ``detail`` (a string, or FastAPI's list of
+    validation issues); or the text, shortened."""
     try:
         body = response.json()
     except ValueError:
@@ -315,6 +316,8 @@ def _detail(response: httpx.Response) -> str:
         if isinstance(error, dict):
             return str(error.get("message") or error.get("code") or json.dumps(error))
         parts = [str(body[k]) for k in ("message", "detail") if isinstance(body.get(k), (str, int))]
+        if isinstance(body.get("detail"), list):  # FastAPI validation: [{loc, msg, type}]
+            parts.append("; ".join(_issue(e) for e in body["detail"]))
         if isinstance(error, str) and error not in parts and (not parts or " " in error):
             parts.append(error)  # a sentence; a bare class name or code ("UnauthorizedError") adds nothing
         elif isinstance(error, list) and error:  # validation issues (zod): each has a message
@@ -322,6 +325,14 @@ def _detail(response: httpx.Response) -> str:
         if parts:
             return ": ".join(parts)
     return json.dumps(body)[:200]
+
+
+def _issue(entry: Any) -> str:
+    """One FastAPI validation issue: ``body.prompt_version.commit_message: too long``."""
+    if not isinstance(entry, dict):
+        return str(entry)
+    where = ".".join(str(p) for p in entry.get("loc") or ())
+    return f"{where}: {entry.get('msg', '')}" if where else str(entry.get("msg", entry))
 
 
 def _colon(detail: str) -> str:

@@ -34,8 +34,21 @@ def _open_promptlab(target: Target, root: Path) -> Provider:
     return PromptLabProvider(target)
 
 
+def _open_promptlayer(target: Target, root: Path) -> Provider:
+    from .promptlayer import PromptLayerProvider
+
+    return PromptLayerProvider(target)
+
+
+def _open_promptrails(target: Target, root: Path) -> Provider:
+    from .promptrails import PromptRailsProvider
+
+    return PromptRailsProvider(target)
+
+
 OPENERS: dict[str, Callable[[Target, Path], Provider]] = {
-    "local": _open_local, "langfuse": _open_langfuse, "promptlab": _open_promptlab}
+    "local": _open_local, "langfuse": _open_langfuse, "promptlab": _open_promptlab,
+    "promptlayer": _open_promptlayer, "promptrails": _open_promptrails}
 
 
 def open_provider(target: Target, root: Path) -> Provider:

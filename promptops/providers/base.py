@@ -32,6 +32,15 @@ class Capabilities:
     platform is stricter than the file format.
     ``server_resolve``: the platform picks a user's version itself (``Provider.resolve_user``),
     so ``promptops resolve`` asks it instead of hashing locally.
+    ``tools_types``: the prompt types whose versions can carry tools (PromptLayer keeps tools in
+    a chat template only).
+    ``model_requires``: keys a non-empty model config must have (PromptLayer's model metadata
+    requires ``provider`` and ``name``).
+    ``chat_roles``: when set, a chat prompt must be exactly these roles, in this order, each with
+    some text (PromptRails stores a system prompt and a user prompt, nothing else).
+    ``message_format``: the platform keeps the template format on each text message and reads a
+    message without one as this format (PromptLayer: f-string), so a chat prompt of placeholders
+    only can be stored in this format alone.
 
     With ``labels == "single"`` and ``traffic``, the pointer *is* the deployment: a label with a
     traffic split is served by the split alone, and the label's own version is where the pointer
@@ -52,6 +61,10 @@ class Capabilities:
     empty_template: bool = True
     placeholder_names: str | None = None
     server_resolve: bool = False
+    tools_types: frozenset[str] = frozenset({"text", "chat"})
+    model_requires: frozenset[str] = frozenset()
+    chat_roles: tuple[str, ...] | None = None
+    message_format: str | None = None
 
 
 # What each provider kind can represent. Used by `validate` (offline) as well as by the planner,
@@ -64,8 +77,20 @@ CAPABILITIES: dict[str, Capabilities] = {
         reserved_model_keys=frozenset({"model", "tools", "template_format"}),
         placeholder_names=r"^[A-Za-z][A-Za-z0-9_]*$",  # the API's own rule (a 400 otherwise)
     ),
-    "promptlayer": Capabilities(delete_prompt=False, template_formats=frozenset({"jinja2", "f-string"})),
-    "promptrails": Capabilities(labels="single", remove_label=False, metadata=frozenset({"description"})),
+    # PromptLayer: release labels ride on the publish; tags are written only with a new version,
+    # so promptops does not manage them (as on Langfuse); no template deletion in the public API.
+    "promptlayer": Capabilities(
+        delete_prompt=False, template_formats=frozenset({"jinja2", "f-string"}), metadata=frozenset(),
+        labels_on_create=True, tools_types=frozenset({"chat"}), model_requires=frozenset({"provider", "name"}),
+        message_format="f-string",
+    ),
+    # PromptRails: one current version (set_current on create, or promote), Jinja2 rendered by the
+    # platform, a version is a system prompt and a user prompt (tools kept in its config).
+    "promptrails": Capabilities(
+        labels="single", remove_label=False, metadata=frozenset({"description"}), labels_on_create=True,
+        template_formats=frozenset({"jinja2"}), reserved_model_keys=frozenset({"tools"}), empty_template=False,
+        chat_roles=("system", "user"),
+    ),
     "promptlab": Capabilities(
         labels="single", traffic=True, remove_label=False, delete_prompt=False, types=frozenset({"text"}),
         # the platform stores one content string and interpolates {{key}} itself

@@ -1,0 +1,323 @@
+"""The PromptLayer provider (``api.promptlayer.com``, REST API with ``X-API-KEY``).
+
+What PromptLayer holds (../shared/providers-api.md section 1, sdk-contracts.md section 2):
+
+* prompt templates (integer ``id``, unique ``prompt_name``) with versions numbered 1, 2, ... per
+  template; every publish (``POST /rest/prompt-templates``) makes a new version, identical
+  content included, so promptops matches by digest and never publishes the same content twice;
+* release labels: unique per template, each on one version; a publish carries the labels that
+  move to the new version (``release_labels``), and ``/prompt-templates/{id}/labels``,
+  ``POST /prompts/{id}/label``, ``PATCH`` and ``DELETE /prompt-labels/{label_id}`` read, create,
+  move and delete them. A/B releases (several versions behind one label) exist only in the UI:
+  there is no API to read or write them, so traffic splits are a validation error;
+* there is no API to list a template's versions (each is read with ``?version=N`` up to the
+  latest the list reports) and none to delete a template.
+
+How promptops content maps onto a version (and back, so a version has the digest it was created
+from): a text prompt is a ``completion`` template with one text block and the prompt's
+``template_format``; a chat prompt is a ``chat`` template, each message one text block with the
+format, a placeholder message ``{"role": "placeholder", "name": ...}``, tools in ``tools``. The
+model config is ``metadata.model``: ``provider`` and ``name`` as themselves, every other key in
+``parameters``. ``input_variables`` are written for the platform's own rendering and ignored when
+reading. The provenance stamp is the ``commit_message`` (72 characters at most). Mustache is not
+a PromptLayer format (f-string and jinja2 are), so mustache files are a validation error.
+"""
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Collection, Mapping
+
+from ..config import Target
+from ..digest import canonical_content, content_digest
+from ..errors import ProviderError
+from ..http import HttpSettings, NotFound, RemoteError
+from ..model import RemotePrompt, RemoteState, RemoteVersion
+from ..provenance import message, parse_message
+from ..templates import analyze
+from .base import CAPABILITIES, Capabilities, NewVersion
+from .remote import RemoteProvider
+
+DEFAULT_URL = "https://api.promptlayer.com"
+PER_PAGE = 100
+COMMIT_MESSAGE_LIMIT = 72  # the API's limit
+DEFAULT_FORMAT = "f-string"  # what PromptLayer assumes when a message names no format
+_MODEL_KEYS = ("provider", "name")  # metadata.model keys besides "parameters"
+
+
+class PromptLayerProvider(RemoteProvider):
+    """A connection to a PromptLayer workspace (one API key)."""
+
+    kind = "promptlayer"
+    capabilities: Capabilities = CAPABILITIES["promptlayer"]
+
+    def __init__(self, target: Target, *, transport: Any = None, sleep: Any = None):
+        key = target.secret("api_key")
+        settings = HttpSettings(
+            base_url=target.base_url or DEFAULT_URL, target=target.name, headers={"X-API-KEY": key}, secrets=(key,),
+            auth_hint=f"the key in {target.credentials['api_key']}", timeout=target.timeout, transport=transport,
+            rate_limits=target.rate_limits, platform="PromptLayer")
+        super().__init__(target, settings, sleep)
+        self._ids: dict[str, int] = {}  # name -> template id (listing, publishes)
+        # name -> {label: (label id, version number)}, from the last read of the prompt's labels
+        self._labels: dict[str, dict[str, tuple[int, int]]] = {}
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ reading
+
+    def _listing(self) -> dict[str, tuple[int, int]]:
+        found = super()._listing()
+        with self._lock:
+            self._ids.update({name: tid for name, (tid, _) in found.items()})
+        return found
+
+    def _list_all(self) -> dict[str, tuple[int, int]]:
+        """name -> (template id, latest version number), over every page of ``GET /prompt-templates``."""
+        found: dict[str, tuple[int, int]] = {}
+        page = 1
+        while True:
+            body = self.http.get("/prompt-templates", params={"page": page, "per_page": PER_PAGE},
+                                 what="list prompt templates")
+            items = self.http.expect(body, "items", list)
+            before = len(found)
+            with self.http.parsing("list prompt templates", body):
+                for item in items:
+                    found[str(item["prompt_name"])] = (int(item["id"]), int(item["version"]))
+                more = body.get("has_next")
+                if more is None:  # older answers: the page count, else a short page ends it
+                    pages = body.get("pages")
+                    more = page < int(pages) if pages is not None else len(items) >= PER_PAGE
+            # a page adding nothing ends it too (a server ignoring page would be asked forever)
+            if not more or len(found) == before:
+                return found
+            page += 1
+
+    def read(self, names: Collection[str] | None = None) -> RemoteState:
+        listing = self._listing()
+        wanted = sorted(listing if names is None else set(names) & set(listing))
+        jobs: list[tuple[str, int | None]] = []
+        for name in wanted:
+            jobs.append((name, None))  # the labels
+            jobs += [(name, n) for n in range(1, listing[name][1] + 1)]
+        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+            answers = list(pool.map(lambda job: self._fetch(listing[job[0]][0], *job), jobs))
+        rows: dict[str, list[Mapping[str, Any]]] = {name: [] for name in wanted}
+        labels: dict[str, Any] = {}
+        for (name, number), answer in zip(jobs, answers):
+            if number is None:
+                labels[name] = answer
+            elif answer is not None:
+                rows[name].append(answer)
+        return RemoteState(prompts={name: self._prompt(name, rows[name], labels[name]) for name in wanted})
+
+    def _fetch(self, tid: int, name: str, number: int | None) -> Any:
+        """The label list (``number`` None) or one version of template ``tid``; None for a version
+        that is not there."""
+        if number is None:
+            return self.http.get(f"/prompt-templates/{tid}/labels", what=f"read the labels of {name!r}")
+        try:
+            # the raw version: snippets unresolved (promptops compares what is stored), no llm_kwargs
+            return self.http.get(f"/prompt-templates/{tid}", what=f"read {name!r} version {number}",
+                                 params={"version": number, "resolve_snippets": "false",
+                                         "include_llm_kwargs": "false"})
+        except NotFound:
+            return None
+
+    def _prompt(self, name: str, rows: list[Mapping[str, Any]], labels_body: Any) -> RemotePrompt:
+        entries = self.http.expect(labels_body, "release_labels", list)
+        with self.http.parsing(f"the labels of {name!r}", labels_body):
+            labels = {str(e["release_label"]): (int(e["release_label_id"]), int(e["prompt_version_number"]))
+                      for e in entries}
+        with self._lock:
+            self._labels[name] = labels
+        with self.http.parsing(f"the versions of {name!r}", rows):
+            rows = sorted(rows, key=lambda r: int(r["version"]))
+            versions = tuple(self._version(name, row) for row in rows)
+        return RemotePrompt(name=name, versions=versions,
+                            labels={label: str(number) for label, (_, number) in sorted(labels.items())})
+
+    def _version(self, name: str, row: Mapping[str, Any]) -> RemoteVersion:
+        content = self.to_content(row.get("prompt_template") or {}, row.get("metadata"))
+        try:
+            digest = content_digest(content)
+        except ValueError as exc:
+            raise ProviderError(f"target {self.target.name!r}: version {row.get('version')} of {name!r} cannot "
+                                f"be read as a prompt ({exc})") from None
+        return RemoteVersion(id=str(row["version"]), digest=digest, content=content,
+                             provenance=parse_message(row.get("commit_message")), created_at=row.get("created_at"))
+
+    # ------------------------------------------------------------------ content mapping
+
+    @staticmethod
+    def to_template(content: Mapping[str, Any]) -> dict[str, Any]:
+        """The ``prompt_template`` for canonical ``content``."""
+        fmt = content["template_format"]
+        if content["type"] == "text":
+            text = content["template"]
+            return {"type": "completion", "content": [_block(text)], "input_variables": _variables([text], fmt),
+                    "template_format": fmt}
+        messages: list[dict[str, Any]] = []
+        for m in content["messages"]:
+            if "placeholder" in m:
+                messages.append({"role": "placeholder", "name": m["placeholder"]})
+            else:
+                messages.append({"role": m["role"], "content": [_block(m["content"])], "template_format": fmt,
+                                 "input_variables": _variables([m["content"]], fmt)})
+        texts = [m["content"] for m in content["messages"] if "placeholder" not in m]
+        template: dict[str, Any] = {"type": "chat", "messages": messages, "input_variables": _variables(texts, fmt)}
+        if content.get("tools"):
+            template["tools"] = list(content["tools"])
+        return template
+
+    @staticmethod
+    def to_metadata(content: Mapping[str, Any]) -> dict[str, Any] | None:
+        """``metadata`` for the content's model config (None when there is none)."""
+        model = dict(content.get("model") or {})
+        if not model:
+            return None
+        head = {k: model.pop(k) for k in _MODEL_KEYS if k in model}
+        return {"model": {**head, "parameters": model}}
+
+    @staticmethod
+    def to_content(template: Mapping[str, Any], metadata: Any) -> dict[str, Any]:
+        """Canonical content of a stored version (the inverse of :meth:`to_template` and
+        :meth:`to_metadata`). Versions made outside promptops may hold more than promptops writes
+        (several blocks, images): text blocks are joined, other blocks kept as a ``[type]`` marker,
+        so such a version never reads as equal to a file that lacks them."""
+        model: dict[str, Any] = {}
+        stored = metadata.get("model") if isinstance(metadata, Mapping) else None
+        if isinstance(stored, Mapping):
+            params = stored.get("parameters")
+            model.update(params if isinstance(params, Mapping) else {})
+            model.update({k: stored[k] for k in _MODEL_KEYS if stored.get(k) is not None})
+        if template.get("type") == "chat" or "messages" in template:
+            messages, formats = [], []
+            for m in template.get("messages") or ():
+                if m.get("role") == "placeholder":
+                    messages.append({"placeholder": m.get("name")})
+                    continue
+                messages.append({"role": m.get("role"), "content": _text(m.get("content"))})
+                formats.append(m.get("template_format") or DEFAULT_FORMAT)
+            tools = template.get("tools") if isinstance(template.get("tools"), list) else []
+            # one format per prompt in promptops; a mix made by hand reads as the first message's
+            # (the SDK renders llm_kwargs with it too)
+            return canonical_content(type="chat", template_format=formats[0] if formats else DEFAULT_FORMAT,
+                                     messages=messages, model=model, tools=tools)
+        return canonical_content(type="text", template_format=template.get("template_format") or DEFAULT_FORMAT,
+                                 template=_text(template.get("content")), model=model)
+
+    # ------------------------------------------------------------------ writing
+
+    def create_version(self, new: NewVersion) -> str:
+        version: dict[str, Any] = {"prompt_template": self.to_template(new.content),
+                                   "commit_message": message(new.provenance, COMMIT_MESSAGE_LIMIT)}
+        metadata = self.to_metadata(new.content)
+        if metadata is not None:
+            version["metadata"] = metadata
+        body = {"prompt_template": {"prompt_name": new.prompt}, "prompt_version": version,
+                "release_labels": sorted(new.labels)}
+        answer = self.http.request("POST", "/rest/prompt-templates", json_body=body,
+                                   what=f"create a version of {new.prompt!r}")
+        number = self.http.expect(answer, "version_number", int)
+        tid = self.http.expect(answer, "id", int)
+        with self._lock:
+            self._ids[new.prompt] = tid
+            self._labels.pop(new.prompt, None)  # labels moved (and maybe created): read them again
+        self._created(new.prompt)
+        return str(number)
+
+    def move_label(self, prompt: str, label: str, version_id: str) -> None:
+        number = int(version_id)
+        known = self._label(prompt, label)
+        if known is None:
+            try:
+                self.http.request("POST", f"/prompts/{self._template_id(prompt)}/label",
+                                  json_body={"prompt_version_number": number, "name": label},
+                                  what=f"create label {label!r} of {prompt!r} on version {number}")
+                return
+            except ProviderError as exc:
+                # 400 "already exists" (made since the read), or an answer lost on the way: the
+                # label may be there now; look again and move it
+                if not (isinstance(exc, RemoteError) and exc.status == 400 or exc.ambiguous):
+                    raise
+                known = self._label(prompt, label, fresh=True)
+                if known is None:
+                    raise
+        if known[1] == number:
+            return
+        # a move to version N ends the same however often it is sent
+        self.http.request("PATCH", f"/prompt-labels/{known[0]}", json_body={"prompt_version_number": number},
+                          idempotent=True, what=f"move label {label!r} of {prompt!r} to version {number}")
+
+    def remove_label(self, prompt: str, label: str) -> None:
+        known = self._label(prompt, label)
+        if known is None:
+            return  # not there: the goal is reached
+        try:
+            self.http.request("DELETE", f"/prompt-labels/{known[0]}", what=f"remove label {label!r} of {prompt!r}")
+        except NotFound:
+            pass
+        with self._lock:
+            self._labels.get(prompt, {}).pop(label, None)
+
+    def _label(self, prompt: str, label: str, fresh: bool = False) -> tuple[int, int] | None:
+        """(label id, version number) of ``label``, or None; reads the labels when they are not
+        known (a publish may have created or moved some) or ``fresh`` is asked."""
+        with self._lock:
+            labels = None if fresh else self._labels.get(prompt)
+        if labels is None:
+            body = self.http.get(f"/prompt-templates/{self._template_id(prompt)}/labels",
+                                 what=f"read the labels of {prompt!r}")
+            entries = self.http.expect(body, "release_labels", list)
+            with self.http.parsing(f"the labels of {prompt!r}", body):
+                labels = {str(e["release_label"]): (int(e["release_label_id"]), int(e["prompt_version_number"]))
+                          for e in entries}
+            with self._lock:
+                self._labels[prompt] = labels
+        return labels.get(label)
+
+    def _template_id(self, prompt: str) -> int:
+        with self._lock:
+            tid = self._ids.get(prompt)
+        if tid is None:
+            self._listing()
+            with self._lock:
+                tid = self._ids.get(prompt)
+        if tid is None:
+            raise ProviderError(f"target {self.target.name!r}: PromptLayer has no prompt template {prompt!r}")
+        return tid
+
+    def set_traffic(self, prompt: str, label: str, weights: Mapping[str, int] | None) -> None:
+        raise ProviderError(f"target {self.target.name!r}: PromptLayer's A/B releases are set in its web app only; "
+                            "the API cannot split traffic")
+
+    def update_metadata(self, prompt: str, tags: Collection[str], description: str | None) -> None:
+        raise ProviderError(f"target {self.target.name!r}: PromptLayer sets tags only when a version is published")
+
+    def delete_prompt(self, prompt: str) -> None:
+        raise ProviderError(f"target {self.target.name!r}: PromptLayer's API cannot delete a prompt template")
+
+
+def _block(text: str) -> dict[str, str]:
+    return {"type": "text", "text": text}
+
+
+def _text(blocks: Any) -> str:
+    """The text of a content block list: text blocks joined, other blocks as ``[type]``."""
+    if isinstance(blocks, str):
+        return blocks
+    parts = []
+    for block in blocks or ():
+        if isinstance(block, Mapping) and block.get("type") == "text":
+            parts.append(str(block.get("text") or ""))
+        else:
+            parts.append(f"[{block.get('type') if isinstance(block, Mapping) else 'block'}]")
+    return "".join(parts)
+
+
+def _variables(texts: list[str], fmt: str) -> list[str]:
+    """``input_variables``: the names the texts use, for PromptLayer's own rendering."""
+    found: set[str] = set()
+    for text in texts:
+        found.update(analyze(text, fmt).variables)
+    return sorted(found)
