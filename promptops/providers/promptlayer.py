@@ -231,9 +231,10 @@ class PromptLayerProvider(RemoteProvider):
         known = self._label(prompt, label)
         if known is None:
             try:
-                self.http.request("POST", f"/prompts/{self._template_id(prompt)}/label",
-                                  json_body={"prompt_version_number": number, "name": label},
-                                  what=f"create label {label!r} of {prompt!r} on version {number}")
+                made = self.http.request("POST", f"/prompts/{self._template_id(prompt)}/label",
+                                         json_body={"prompt_version_number": number, "name": label},
+                                         what=f"create label {label!r} of {prompt!r} on version {number}")
+                self._remember(prompt, label, int(self.http.expect(made, "id", int)), number)
                 return
             except ProviderError as exc:
                 # 400 "already exists" (made since the read), or an answer lost on the way: the
@@ -248,6 +249,12 @@ class PromptLayerProvider(RemoteProvider):
         # a move to version N ends the same however often it is sent
         self.http.request("PATCH", f"/prompt-labels/{known[0]}", json_body={"prompt_version_number": number},
                           idempotent=True, what=f"move label {label!r} of {prompt!r} to version {number}")
+        self._remember(prompt, label, known[0], number)
+
+    def _remember(self, prompt: str, label: str, label_id: int, number: int) -> None:
+        with self._lock:
+            if prompt in self._labels:
+                self._labels[prompt][label] = (label_id, number)
 
     def remove_label(self, prompt: str, label: str) -> None:
         known = self._label(prompt, label)
