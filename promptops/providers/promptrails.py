@@ -146,8 +146,11 @@ class PromptRailsProvider(RemoteProvider):
                      ) -> tuple[tuple[RemoteVersion, ...], dict[str, str]]:
         """The versions oldest first, and shown id -> server id. A version is shown by its version
         string, or by its server id when the string is not unique in the prompt (made by hand)."""
-        # the server's order, steadied by creation time (second precision, so ties keep that order)
-        rows = sorted(rows, key=lambda r: str(r.get("created_at") or ""))
+        # oldest first by creation time; the server lists newest first, so equal times (a coarse
+        # clock) keep the server's order reversed
+        stamps = [str(r.get("created_at") or "") for r in rows]
+        rows = list(reversed(rows)) if stamps and stamps[0] >= stamps[-1] else list(rows)
+        rows.sort(key=lambda r: str(r.get("created_at") or ""))
         strings = [str(r.get("version") or "") for r in rows]
         versions, ids = [], {}
         for row, string in zip(rows, strings):
