@@ -1,8 +1,10 @@
 """The provider contract: the same scenarios, driven through the real CLI on real files in real
 git repositories, against every provider promptops implements: ``local`` (the SQLite registry,
-the reference), ``langfuse`` and ``promptlab`` (their emulators running as real HTTP servers on
-127.0.0.1). A scenario is parametrized over the providers it applies to (traffic splits only
-where the provider has them; capability errors only where there is a gap).
+the reference), ``langfuse``, ``promptlab``, ``promptlayer`` and ``promptrails`` (their emulators
+running as real HTTP servers on 127.0.0.1). A scenario is parametrized over the providers it
+applies to (traffic splits only where the provider has them; capability errors only where there
+is a gap; label removal, metadata and prune where the platform has them, and what it does
+instead where it has not).
 
 What every provider must do (design.md 1.3, 3, 5): apply creates the versions and a re-plan is
 clean (a second apply writes nothing); an edit is one create plus a label move; a ``git revert`` of
@@ -11,14 +13,20 @@ is only a move; a traffic split is set, changed and removed, a canary of a new v
 and reverted, each time with a clean re-plan; a label moved outside promptops is drift that apply
 undoes; a saved plan is refused once the remote changed; what a target cannot represent is a
 plan-time error naming the target, before any request; apply refuses uncommitted files on remote
-targets; wrong credentials name the variables, never the secret.
+targets; wrong credentials name the variables, never the secret. Where the platform has them: a
+label dropped from the file is removed, a description change is one metadata update, and
+``--prune`` deletes a prompt whose file was removed (elsewhere each is a warning and no request).
 
-The scenarios use the label ``production`` (PromptLab's one pointer, its current deployment);
-many-label providers also carry ``staging``. Plans are checked as exact action lines and as the
-JSON actions, with ``--detailed-exitcode``.
+The scenarios use the label ``production`` (PromptLab's one pointer, its current deployment;
+PromptRails' one pointer, its current version); many-label providers also carry ``staging``.
+Version ids are the platforms' own: ``1``, ``2``... (shown ``v1``), PromptLab's ``v1``...,
+PromptRails' first 12 hex digits of the content digest. PromptLayer and PromptRails have no
+mustache, so their files say ``template_format: jinja2`` (``{{name}}`` is the same text there, but
+another digest). Plans are checked as exact action lines and as the JSON actions, with
+``--detailed-exitcode``.
 
-Remote state is read through the emulators' test hooks and the registry's own SQLite tables, not
-through the provider under test.
+Remote state is read through the emulators' test hooks, the platforms' own HTTP APIs and the
+registry's own SQLite tables, not through the provider under test.
 """
 from __future__ import annotations
 
@@ -37,12 +45,16 @@ import pytest
 from conftest import commit, git, init_repo, write
 from emulators.langfuse import LangfuseEmulator
 from emulators.promptlab import PromptLabEmulator
+from emulators.promptlayer import PromptLayerEmulator
+from emulators.promptrails import PromptRailsEmulator
 from promptops.digest import canonical_content, content_digest, short_digest
 
 # --------------------------------------------------------------------------- the platforms
 
 _keys = itertools.count()
 PL_KEY = "pl-contract-key-0123456789"
+PLY_KEY = "pl_contract_layer_key_5e0b77"
+PR_KEY = "pr_live_contract_rails_key_3a9c"
 
 CONFIGS = {
     "local": """\
@@ -66,8 +78,27 @@ targets:
     base_url: %(url)s
     credentials: {api_key: "${PL_API_KEY}"}
 """,
+    "promptlayer": """\
+default_target: layer
+targets:
+  layer:
+    provider: promptlayer
+    base_url: %(url)s
+    credentials: {api_key: "${PROMPTLAYER_API_KEY}"}
+""",
+    "promptrails": """\
+default_target: rails
+targets:
+  rails:
+    provider: promptrails
+    base_url: %(url)s
+    credentials: {api_key: "${PROMPTRAILS_API_KEY}"}
+""",
 }
-TARGETS = {"local": "local", "langfuse": "lf", "promptlab": "lab"}
+TARGETS = {"local": "local", "langfuse": "lf", "promptlab": "lab", "promptlayer": "layer", "promptrails": "rails"}
+# the variables holding each platform's secret (the first one is the one made wrong)
+SECRETS = {"langfuse": ["LF_SECRET", "LF_PUBLIC"], "promptlab": ["PL_API_KEY"],
+           "promptlayer": ["PROMPTLAYER_API_KEY"], "promptrails": ["PROMPTRAILS_API_KEY"]}
 
 
 @dataclass
@@ -79,6 +110,7 @@ class Platform:
     emu: Any = None
     url: str | None = None
     auth: tuple[str, str] | None = None  # langfuse keys
+    key: str | None = None  # the API key (promptlayer, promptrails)
 
     @property
     def target(self) -> str:
@@ -86,11 +118,25 @@ class Platform:
 
     @property
     def many_labels(self) -> bool:
-        return self.kind != "promptlab"
+        return self.kind not in ("promptlab", "promptrails")
+
+    @property
+    def fmt(self) -> str:
+        """The template format of the files: mustache, or jinja2 where there is no mustache."""
+        return "jinja2" if self.kind in ("promptlayer", "promptrails") else "mustache"
 
     def rid(self, n: int) -> str:
-        """The platform's id of its n-th version of a prompt, as plans report it."""
+        """The platform's id of its n-th version of a prompt, as plans report it. PromptRails names
+        a version by its content: in the scenarios it applies to, the n-th version holds
+        ``CREATED[n - 1]``."""
+        if self.kind == "promptrails":
+            return short(self, CREATED[n - 1])[len("sha256:"):]
         return f"v{n}" if self.kind == "promptlab" else str(n)
+
+    def shown(self, n: int) -> str:
+        """The n-th version as plan text shows it: ``v3`` for ``3``, other ids as they are."""
+        rid = self.rid(n)
+        return f"v{rid}" if rid.isdigit() else rid
 
     # ---- remote state, read past the provider under test
 
@@ -112,6 +158,18 @@ class Platform:
             return [json.loads(content)["template"] for (content,) in rows]
         if self.kind == "langfuse":
             return [row["prompt"] for row in self.emu.versions(name)]
+        if self.kind == "promptlayer":
+            if self.emu.template(name) is None:
+                return []
+            rows = self.emu.versions(name)
+            assert all(r["prompt_template"]["type"] == "completion" for r in rows)
+            return ["".join(block["text"] for block in r["prompt_template"]["content"]) for r in rows]
+        if self.kind == "promptrails":
+            if self.emu.prompt_id(name) is None:
+                return []
+            rows = self.emu.versions(name)
+            assert all(r["system_prompt"] == "" for r in rows)  # a text prompt is the user prompt alone
+            return [r["user_prompt"] for r in rows]
         if self.emu.prompt_by_name(name) is None:
             return []
         return [v["content"] for v in self.emu.versions(name)]
@@ -128,6 +186,13 @@ class Platform:
             return {label: str(version) for label, version in rows}
         if self.kind == "langfuse":
             return {k: str(v) for k, v in self.emu.prompts.labels(name).items() if k != "latest"}
+        if self.kind == "promptlayer":
+            if self.emu.template(name) is None:
+                return {}
+            return {k: str(v) for k, v in self.emu.labels(name).items()}
+        if self.kind == "promptrails":
+            current = self.emu.current(name) if self.emu.prompt_id(name) else None
+            return {"production": current["version"]} if current else {}
         weights = self.deployed(name)
         full = [v for v, w in weights.items() if w == 100]
         return {"production": full[0]} if full else {}
@@ -162,6 +227,20 @@ class Platform:
             r = httpx.patch(f"{self.url}/api/public/v2/prompts/{quote(name, safe='')}/versions/{n}",
                             json={"newLabels": [label]}, auth=self.auth)
             assert r.status_code == 200, r.text
+        elif self.kind == "promptlayer":
+            headers = {"X-API-KEY": self.key}
+            r = httpx.get(f"{self.url}/prompt-templates/{quote(name, safe='')}/labels", headers=headers)
+            assert r.status_code == 200, r.text
+            (label_id,) = [e["release_label_id"] for e in r.json()["release_labels"] if e["release_label"] == label]
+            r = httpx.patch(f"{self.url}/prompt-labels/{label_id}", json={"prompt_version_number": n},
+                            headers=headers)
+            assert r.status_code == 200, r.text
+        elif self.kind == "promptrails":
+            assert label == "production"
+            pid, vid = self.emu.prompt_id(name), self.emu.versions(name)[n - 1]["id"]
+            r = httpx.post(f"{self.url}/api/v1/prompts/{pid}/versions/{vid}/promote", json={},
+                           headers={"X-API-Key": self.key})
+            assert r.status_code == 200, r.text
         else:
             self.emu.deploy(name, {f"v{n}": 100}, label=label)
         assert self.labels(name)[label] == self.rid(n)
@@ -171,7 +250,8 @@ class Platform:
         return sum(1 for method, _ in self.emu.log if method != "GET")
 
 
-ALL = ["local", "langfuse", "promptlab"]
+ALL = ["local", "langfuse", "promptlab", "promptlayer", "promptrails"]
+REMOTE = ["langfuse", "promptlab", "promptlayer", "promptrails"]
 TRAFFIC = ["local", "promptlab"]
 
 
@@ -180,7 +260,7 @@ def platform(request, tmp_path: Path, monkeypatch) -> Platform:
     kind = request.param
     root = init_repo(tmp_path / "repo")
     with ExitStack() as stack:
-        emu, url, auth = None, None, None
+        emu, url, auth, key = None, None, None, None
         if kind == "langfuse":
             n = next(_keys)
             pk, sk = f"pk-lf-contract-{n}", f"sk-lf-contract-secret-{n}"
@@ -191,10 +271,16 @@ def platform(request, tmp_path: Path, monkeypatch) -> Platform:
         elif kind == "promptlab":
             monkeypatch.setenv("PL_API_KEY", PL_KEY)
             emu = PromptLabEmulator(PL_KEY, plan=None)
+        elif kind == "promptlayer":
+            monkeypatch.setenv("PROMPTLAYER_API_KEY", PLY_KEY)
+            emu, key = PromptLayerEmulator(api_key=PLY_KEY), PLY_KEY
+        elif kind == "promptrails":
+            monkeypatch.setenv("PROMPTRAILS_API_KEY", PR_KEY)
+            emu, key = PromptRailsEmulator(api_key=PR_KEY), PR_KEY
         if emu is not None:
             url = stack.enter_context(emu.serve()).url
         write(root, "promptops.yaml", CONFIGS[kind] % {"url": url})
-        yield Platform(kind, root, emu, url, auth)
+        yield Platform(kind, root, emu, url, auth, key)
 
 
 def on(*kinds: str):
@@ -207,13 +293,19 @@ def on(*kinds: str):
 NAME, FILE = "support/greet", "prompts/support/greet.yaml"  # a folder: names with "/" on every platform
 A, B = "Hello {{name}}, how can I help?", "Hi {{name}}!"
 A2 = "Hello {{name}}, what can I do for you?"
+CREATED = (A, B, A2)  # the versions in the order the scenarios create them (C only where there is traffic)
 
 
-def greet(p: Platform, *, a: str = A, b: str = B, production: str = "a", traffic: dict | None = None,
-          extra: str = "") -> str:
-    labels = f"production: {production}" + (", staging: b" if p.many_labels else "")
+def greet(p: Platform, *, a: str = A, b: str = B, production: str | None = "a", traffic: dict | None = None,
+          extra: str = "", staging: bool = True, fmt: str | None = None) -> str:
+    """The greet file: versions a and b, ``production`` on a (no label when None), ``staging`` on b
+    on many-label platforms, in the platform's template format (``fmt`` overrides it)."""
+    labels = ", ".join(([f"production: {production}"] if production else [])
+                       + (["staging: b"] if p.many_labels and staging else []))
+    fmt = fmt or p.fmt
     text = ("type: text\n"
-            "variables:\n  name: {type: string}\n"
+            + (f"template_format: {fmt}\n" if fmt != "mustache" else "")
+            + "variables:\n  name: {type: string}\n"
             "versions:\n"
             f"  a:\n    template: {json.dumps(a)}\n"
             f"  b:\n    template: {json.dumps(b)}\n"
@@ -223,9 +315,10 @@ def greet(p: Platform, *, a: str = A, b: str = B, production: str = "a", traffic
     return text + extra
 
 
-def short(template: str) -> str:
-    """``sha256:<12 hex>`` of a mustache text version without model config, as plans show it."""
-    digest = content_digest(canonical_content(type="text", template_format="mustache", template=template))
+def short(p: Platform, template: str) -> str:
+    """``sha256:<12 hex>`` of a text version of the platform's format without model config, as
+    plans show it."""
+    digest = content_digest(canonical_content(type="text", template_format=p.fmt, template=template))
     return "sha256:" + short_digest(digest)
 
 
@@ -300,8 +393,8 @@ def test_apply_creates_the_versions_and_a_replan_is_clean(cli, platform):
     assert r.code == 2, r.out + r.err
     assert action_lines(r.out) == [
         "  # support/greet will be created",
-        f'  + version "a" ({short(A)})',
-        f'  + version "b" ({short(B)})',
+        f'  + version "a" ({short(p, A)})',
+        f'  + version "b" ({short(p, B)})',
         '  ~ label "production": (none) -> (new) a',
         *(['  ~ label "staging": (none) -> (new) b'] if p.many_labels else []),
         summary(2, labels),
@@ -333,7 +426,7 @@ def test_an_edit_is_one_create_and_a_label_move(cli, platform):
                                     ("move_label", NAME, "production", p.rid(1), "new:a")]
     r = plan(cli, p, "--detailed-exitcode")
     assert r.code == 2
-    assert action_lines(r.out)[2:] == ['  ~ label "production": v1 -> (new) a', summary(1, 1)]
+    assert action_lines(r.out)[2:] == [f'  ~ label "production": {p.shown(1)} -> (new) a', summary(1, 1)]
     assert "          -Hello {{name}}, how can I help?" in r.out.splitlines()
     assert "          +Hello {{name}}, what can I do for you?" in r.out.splitlines()
 
@@ -358,7 +451,8 @@ def test_reverting_an_edit_moves_the_label_back_and_creates_nothing(cli, platfor
     assert plan_actions(cli, p) == [("move_label", NAME, "production", p.rid(3), p.rid(1))]
     r = plan(cli, p, "--detailed-exitcode")
     assert r.code == 2
-    assert action_lines(r.out) == ["  # support/greet will be updated", '  ~ label "production": v3 -> v1 (a)',
+    assert action_lines(r.out) == ["  # support/greet will be updated",
+                                   f'  ~ label "production": {p.shown(3)} -> {p.shown(1)} (a)',
                                    summary(0, 1)]
 
     out = apply(cli, p)
@@ -378,7 +472,8 @@ def test_a_label_move_between_existing_versions_is_only_a_move(cli, platform):
 
     assert plan_actions(cli, p) == [("move_label", NAME, "production", p.rid(1), p.rid(2))]
     r = plan(cli, p)
-    assert action_lines(r.out) == ["  # support/greet will be updated", '  ~ label "production": v1 (a) -> v2 (b)',
+    assert action_lines(r.out) == ["  # support/greet will be updated",
+                                   f'  ~ label "production": {p.shown(1)} (a) -> {p.shown(2)} (b)',
                                    summary(0, 1)]
     out = apply(cli, p)
     assert "Apply complete! 0 versions created, 1 label moved, " in out
@@ -480,7 +575,8 @@ def test_a_label_moved_outside_promptops_is_drift_and_apply_moves_it_back(cli, p
     r = cli("-C", p.root, "drift", "-t", p.target, "--no-color")
     assert r.code == 2, r.out + r.err
     assert r.out.startswith(f'Drift detected: target "{p.target}" ({p.kind}) differs from commit ')
-    assert action_lines(r.out) == ["  # support/greet will be updated", '  ~ label "production": v2 (b) -> v1 (a)',
+    assert action_lines(r.out) == ["  # support/greet will be updated",
+                                   f'  ~ label "production": {p.shown(2)} (b) -> {p.shown(1)} (a)',
                                    summary(0, 1)]
     out = apply(cli, p)
     assert "Apply complete! 0 versions created, 1 label moved, " in out
@@ -531,7 +627,7 @@ def assert_refused(cli, p: Platform, *needles: str) -> str:
     return r.err
 
 
-@on("langfuse")
+@on("langfuse", "promptlayer", "promptrails")
 def test_traffic_on_a_target_without_splits_is_a_plan_time_error(cli, platform):
     write(platform.root, FILE, greet(platform, traffic={"a": 90, "b": 10}))
     err = assert_refused(cli, platform, "has no traffic splits", "traffic for 'production'")
@@ -561,7 +657,7 @@ def test_model_config_or_tools_on_a_content_string_target_is_a_plan_time_error(c
 # --------------------------------------------------------------------------- apply's guards
 
 
-@on("langfuse", "promptlab")
+@on(*REMOTE)
 def test_apply_to_a_remote_target_refuses_uncommitted_files(cli, platform):
     p = platform
     applied(cli, p)
@@ -580,13 +676,13 @@ def test_apply_to_a_remote_target_refuses_uncommitted_files(cli, platform):
 WRONG = "this-is-the-wrong-secret-4d1f9c"
 
 
-@on("langfuse", "promptlab")
+@on(*REMOTE)
 @pytest.mark.parametrize("command", ["plan", "apply"])
 def test_wrong_credentials_name_the_variables_and_never_print_the_secret(cli, platform, monkeypatch, command):
     p = platform
     write(p.root, FILE, greet(p))
     commit(p.root, "Add greet")
-    variables = ["LF_SECRET", "LF_PUBLIC"] if p.kind == "langfuse" else ["PL_API_KEY"]
+    variables = SECRETS[p.kind]
     monkeypatch.setenv(variables[0], WRONG)
     args = ["--auto-approve"] if command == "apply" else []
     r = cli("-C", p.root, command, "-t", p.target, "--no-color", *args)
