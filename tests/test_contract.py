@@ -654,6 +654,46 @@ def test_model_config_or_tools_on_a_content_string_target_is_a_plan_time_error(c
     assert err.startswith(f"{FILE}:")
 
 
+CHAT = "prompts/assist.yaml"
+TOOLS = "tools:\n  - {type: function, function: {name: lookup, parameters: {}}}\n"
+
+
+def chat(*messages: str, fmt: str = "jinja2") -> str:
+    """A chat prompt file of ``messages`` (YAML flow mappings), production on its one version."""
+    return (f"type: chat\ntemplate_format: {fmt}\nmessages:\n"
+            + "".join(f"  - {m}\n" for m in messages) + "labels: [production]\n")
+
+
+SYSTEM, USER = "{role: system, content: You help.}", "{role: user, content: '{{question}}'}"
+# (platform, file, its text or a function of the platform making it, what the error says)
+GAPS = {
+    "mustache-layer": ("promptlayer", FILE, lambda p: greet(p, fmt="mustache"), ["mustache"]),
+    "mustache-rails": ("promptrails", FILE, lambda p: greet(p, fmt="mustache"), ["mustache"]),
+    "f-string-rails": ("promptrails", FILE, lambda p: greet(p, fmt="f-string", a="Hello {name}", b="Hi {name}!"),
+                       ["f-string"]),
+    "tools-on-text-layer": ("promptlayer", FILE, lambda p: greet(p, extra=TOOLS), ["tools only in chat prompts"]),
+    "model-without-provider-layer": ("promptlayer", FILE, lambda p: greet(p, extra="model: {name: gpt-4o}\n"),
+                                     ["missing: provider"]),
+    "user-only-chat-rails": ("promptrails", CHAT, chat(USER), ["system + user", "write it as a text prompt"]),
+    "placeholder-rails": ("promptrails", CHAT, chat(SYSTEM, "{placeholder: history}", USER), ["placeholder"]),
+    "three-messages-rails": ("promptrails", CHAT, chat(SYSTEM, USER, "{role: assistant, content: Sure.}"),
+                             ["system + user"]),
+    "empty-system-rails": ("promptrails", CHAT, chat("{role: system, content: ''}", USER), ["empty system message"]),
+    "empty-template-rails": ("promptrails", FILE, lambda p: greet(p, b=""), ["empty template"]),
+    "model-key-tools-rails": ("promptrails", FILE,
+                              lambda p: greet(p, extra="model: {name: gpt-4o, tools: [lookup]}\n"), ["'tools'"]),
+}
+
+
+@pytest.mark.parametrize("platform, case", [(kind, case) for case, (kind, *_) in GAPS.items()],
+                         indirect=["platform"], ids=list(GAPS))
+def test_what_promptlayer_or_promptrails_cannot_hold_is_a_plan_time_error(cli, platform, case):
+    _, path, text, needles = GAPS[case]
+    write(platform.root, path, text(platform) if callable(text) else text)
+    err = assert_refused(cli, platform, *needles)
+    assert err.startswith(f"{path}:")
+
+
 # --------------------------------------------------------------------------- apply's guards
 
 
