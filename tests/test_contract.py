@@ -363,7 +363,8 @@ def assert_clean(cli, p: Platform) -> None:
 def action_lines(out: str) -> list[str]:
     """The plan's action lines (prompt headers, versions, labels, traffic) and its summary line."""
     return [line for line in out.splitlines()
-            if line.startswith(("  # ", "  + version", "  ~ label", "  - label", "  ~ traffic", "Plan: "))]
+            if line.startswith(("  # ", "  + version", "  ~ label", "  - label", "  ~ traffic", "  ~ description",
+                                "  - prompt", "Plan: "))]
 
 
 def summary(created: int, moved: int, traffic: int = 0) -> str:
@@ -608,6 +609,118 @@ def test_a_saved_plan_is_refused_once_the_remote_changed_and_a_new_plan_converge
     assert p.templates(NAME) == [A, B, A2]
     assert p.labels(NAME)["production"] == p.rid(3)
     assert_clean(cli, p)
+
+
+# --------------------------------------------------------------------------- labels, metadata and prune
+
+
+@on("promptlayer", "promptrails")
+def test_a_label_dropped_from_the_file_is_removed_where_the_platform_can(cli, platform):
+    p = platform
+    applied(cli, p)
+    before = p.writes()
+    if p.kind == "promptlayer":  # staging goes; the release label is deleted
+        write(p.root, FILE, greet(p, staging=False))
+        commit(p.root, "Drop staging")
+        assert plan_actions(cli, p) == [("remove_label", NAME, "staging", {"remote_version": "2", "version": "b"},
+                                         None)]
+        r = plan(cli, p, "--detailed-exitcode")
+        assert r.code == 2, r.out + r.err
+        assert action_lines(r.out) == ["  # support/greet will be updated", '  - label "staging": v2 (b)',
+                                       "Plan: 0 versions to create, 0 labels to move, 1 label to remove, "
+                                       "0 traffic splits to change, 0 prompts to delete."]
+        out = apply(cli, p)
+        assert ("Apply complete! 0 versions created, 0 labels moved, 1 label removed, 0 traffic splits changed, "
+                "0 prompts deleted.") in out
+        assert p.emu.log[-1][0] == "DELETE" and p.emu.log[-1][1].startswith("/prompt-labels/")
+        assert p.writes() == before + 1
+        assert p.labels(NAME) == {"production": "1"}
+    else:  # PromptRails always has a current version: dropping production is a warning, nothing changes
+        write(p.root, FILE, greet(p, production=None))
+        commit(p.root, "Drop production")
+        r = plan(cli, p, "--detailed-exitcode")
+        assert r.code == 0, r.out + r.err
+        assert "label 'production' is no longer declared, but provider promptrails cannot remove labels" in " ".join(
+            (r.out + r.err).split())
+        assert "No changes. Remote matches the files." in apply(cli, p)
+        assert p.writes() == before
+        assert p.labels(NAME) == {"production": p.rid(1)}
+    assert p.count(NAME) == 2
+    assert_clean(cli, p)
+
+
+@on("promptrails")
+def test_a_description_change_is_one_metadata_update(cli, platform):
+    p = platform
+    applied(cli, p)
+    pid = p.emu.prompt_id(NAME)
+    steps = [("Greets a customer by name", '(none) -> "Greets a customer by name"'),
+             ("Greets a customer", '"Greets a customer by name" -> "Greets a customer"'),
+             (None, '"Greets a customer" -> (none)')]
+    for description, change in steps:
+        write(p.root, FILE, greet(p, extra=f"description: {description}\n" if description else ""))
+        commit(p.root, f"Description {description}")
+        assert [a[0] for a in plan_actions(cli, p)] == ["update_metadata"]
+        r = plan(cli, p, "--detailed-exitcode")
+        assert r.code == 2, r.out + r.err
+        assert action_lines(r.out) == ["  # support/greet will be updated", f"  ~ description: {change}",
+                                       "Plan: 0 versions to create, 0 labels to move, 0 traffic splits to change, "
+                                       "1 metadata update, 0 prompts to delete."]
+        before = len(p.emu.log)
+        out = apply(cli, p)
+        assert ("Apply complete! 0 versions created, 0 labels moved, 0 traffic splits changed, 1 metadata update "
+                "made, 0 prompts deleted.") in out
+        assert [c for c in p.emu.log[before:] if c[0] != "GET"] == [("PATCH", f"/api/v1/prompts/{pid}")]
+        assert p.emu.prompt(NAME)["description"] == (description or "")
+        assert p.count(NAME) == 2 and p.labels(NAME) == {"production": p.rid(1)}
+        assert_clean(cli, p)
+
+
+OLD, OLD_FILE = "support/old", "prompts/support/old.yaml"
+
+
+@on("promptrails", "promptlayer")
+def test_prune_deletes_a_prompt_whose_file_was_removed_where_the_platform_can(cli, platform):
+    p = platform
+    write(p.root, OLD_FILE, greet(p, a="Old {{name}}", b="Older {{name}}"))
+    applied(cli, p)
+    git(p.root, "rm", "-q", OLD_FILE)
+    commit(p.root, "Remove old")
+    before = p.writes()
+    old_versions = [v["version"] for v in p.emu.versions(OLD)] if p.kind == "promptrails" else ["1", "2"]
+
+    # without --prune the prompt is kept, with a note
+    r = plan(cli, p, "--detailed-exitcode")
+    assert r.code == 0, r.out + r.err
+    assert (f"1 prompt on target {p.target!r} is not declared by any file and will be kept: {OLD} (plan with "
+            "--prune to delete it)") in " ".join((r.out + r.err).split())
+
+    r = plan(cli, p, "--prune", "--detailed-exitcode")
+    if p.kind == "promptrails":
+        assert r.code == 2, r.out + r.err
+        assert action_lines(r.out) == [f"  # {OLD} will be deleted",
+                                       f'  # (because no file declares it for target "{p.target}")',
+                                       f"  - prompt and its 2 versions ({', '.join(old_versions)})",
+                                       "Plan: 0 versions to create, 0 labels to move, 0 traffic splits to change, "
+                                       "1 prompt to delete."]
+        pid = p.emu.prompt_id(OLD)
+        r = cli("-C", p.root, "apply", "-t", p.target, "--prune", "--auto-approve", "--no-color")
+        assert r.code == 0, r.out + r.err
+        assert "Apply complete! 0 versions created, 0 labels moved, 0 traffic splits changed, 1 prompt deleted." in r.out
+        assert p.writes() == before + 1 and p.emu.log[-1] == ("DELETE", f"/api/v1/prompts/{pid}")
+        assert p.emu.prompt(OLD) is None
+        assert p.emu.names() == [NAME]
+    else:  # PromptLayer's API cannot delete a template: a warning, no request
+        assert r.code == 0, r.out + r.err
+        assert f"{OLD}: no file declares it, but provider promptlayer cannot delete prompts" in " ".join(
+            (r.out + r.err).split())
+        r = cli("-C", p.root, "apply", "-t", p.target, "--prune", "--auto-approve", "--no-color")
+        assert r.code == 0, r.out + r.err
+        assert p.writes() == before
+        assert sorted(p.emu.names()) == [NAME, OLD]
+    assert p.templates(NAME) == [A, B]
+    r = plan(cli, p, "--prune", "--detailed-exitcode")
+    assert (r.code, r.out.splitlines()[-1]) == (0, "No changes. Remote matches the files."), r.out + r.err
 
 
 # --------------------------------------------------------------------------- capability errors
