@@ -79,8 +79,9 @@ class Target:
     def gaps(self, ptype: str, fmt: str, labels: Iterable[str], traffic_labels: Iterable[str]
              ) -> list[tuple[str, str]]:
         """What of a prompt this target cannot represent, as (field, value) pairs: ("type", ptype),
-        ("template_format", fmt), ("label", a reserved label), ("traffic", a managed label whose
-        split the provider cannot hold). Empty when the target can hold the prompt as declared.
+        ("template_format", fmt), ("label", a reserved label), ("pointer", a label other than the
+        one a single-pointer target maps, when its labels: does not say which it manages),
+        ("traffic", a managed label whose split the provider cannot hold). Empty when the target can hold the prompt as declared.
         validate and the planner both ask this, and word the answer each for its place; what of a
         version's content cannot be stored is :meth:`content_gaps`."""
         caps = self.capabilities
@@ -88,6 +89,11 @@ class Target:
         if fmt not in caps.template_formats:
             found.append(("template_format", fmt))
         found += [("label", label) for label in labels if label in caps.reserved_labels]
+        if caps.labels == "single" and self.labels is None:
+            # One pointer, mapped to production by default: any other label the file names would
+            # be silently left out. A target that lists its label (labels: [x]) says so itself.
+            found += [("pointer", label) for label in sorted(set(labels) | set(traffic_labels))
+                      if label not in caps.reserved_labels and not self.manages_label(label)]
         if not caps.traffic:
             found += [("traffic", label) for label in traffic_labels if self.manages_label(label)]
         return found

@@ -240,6 +240,10 @@ def _check_capabilities(specs: Iterable[PromptSpec], target: Target) -> None:
             problems.append(f"{where} uses {spec.template_format} templates, which {who} does not support")
         content = {problem for v in spec.versions.values() for _, problem, _ in target.content_gaps(v.content)}
         problems += [f"{where}: {problem}" for problem in sorted(content)]
+        other = [value for gap, value in gaps if gap == "pointer"]
+        if other:
+            problems.append(f"{where} names label {', '.join(map(repr, other))}, but {who} has one pointer per "
+                            "prompt, mapped to 'production'; set the target's labels: to the one it manages")
         split = [value for gap, value in gaps if gap == "traffic"]
         if split:
             problems.append(f"{where} declares traffic for {', '.join(split)}, but {who} has no traffic splits; "

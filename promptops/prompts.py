@@ -571,6 +571,14 @@ class _FileCheck:
                              + ("" if "template_format" in self.data else f", and {fmt} is the default template_format"),
                              _either(f"set template_format: {' or '.join(sorted(caps.template_formats))}", leave_out),
                              key="template_format" not in self.data)
+                elif gap == "pointer":
+                    pointer = target.labels[0] if target.labels else "production"
+                    self.add(("traffic", value) if value in traffic and value not in labels else
+                             (("labels", value) if "versions" in self.data else ("labels",)),
+                             f"{who} has one pointer per prompt, mapped to label {pointer!r}, so label {value!r} "
+                             "cannot be represented",
+                             _either(f"add labels: [{pointer}] to target {target.name!r} in promptops.yaml to manage "
+                                     f"only {pointer!r} there", leave_out), key=True)
                 elif gap == "label":
                     self.add(("labels", value) if "versions" in self.data else ("labels",),
                              f"label {value!r} is reserved on {who}: the platform manages it",

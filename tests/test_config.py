@@ -261,7 +261,15 @@ def test_prompts_position_is_kept_for_a_located_error(tmp_path: Path) -> None:
 
 def test_gaps_name_what_a_target_cannot_represent() -> None:
     lab = Target("lab", "promptlab")
-    assert lab.gaps("chat", "mustache", ["production"], ["production", "staging"]) == [("type", "chat")]
+    # one pointer, mapped to production: a split of staging would be left out unless the target
+    # says (labels: [...]) which one label it manages
+    assert lab.gaps("chat", "mustache", ["production"], ["production", "staging"]) == [
+        ("type", "chat"), ("pointer", "staging")]
+    assert Target("lab", "promptlab", labels=("production",)).gaps(
+        "chat", "mustache", ["production"], ["production", "staging"]) == [("type", "chat")]
+    rails = Target("pr", "promptrails", labels=("live",))
+    assert rails.gaps("text", "jinja2", ["live", "staging"], []) == []
+    assert Target("pr", "promptrails").gaps("text", "jinja2", ["live", "production"], []) == [("pointer", "live")]
     fuse = Target("prod", "langfuse", labels=("production",))
     assert fuse.gaps("text", "mustache", ["latest", "production"], ["production", "staging"]) == [
         ("label", "latest"), ("traffic", "production")]  # staging is not managed by this target

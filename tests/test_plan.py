@@ -190,8 +190,13 @@ def test_targets_filter_and_capability_errors():
 def test_single_pointer_manages_one_label():
     s = spec(versions={"a": "A", "b": "B"}, labels={"production": "a", "staging": "b"})
     r = RemotePrompt("p", (rv("v1", "A"), rv("v2", "B")), labels={"production": "v2"})
-    assert build_plan([s], remote(r), PROMPTLAB).actions == (
+    # the target says which one label it manages: the others are another target's business
+    lab = Target("lab", "promptlab", credentials={"api_key": "K"}, labels=("production",))
+    assert build_plan([s], remote(r), lab).actions == (
         MoveLabel("p", "production", VersionRef("v2", "b"), VersionRef("v1", "a")),)
+    # it does not: staging would be silently left out, so the plan refuses
+    with pytest.raises(PlanError, match="names label 'staging', but target 'lab' \\(promptlab\\) has one pointer"):
+        build_plan([s], remote(r), PROMPTLAB)
 
 
 def test_output_is_deterministic_and_sorted_by_prompt():

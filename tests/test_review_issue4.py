@@ -218,11 +218,12 @@ def test_a_paced_wait_of_a_second_or_more_is_announced(key):
 
 
 def test_resolve_of_a_prompt_the_target_never_deploys_does_not_advise_apply(cli, key, tmp_path):
-    # The file declares only a label the target does not manage, so apply creates the version and
-    # never deploys it: "run promptops apply first" is advice that changes nothing.
+    # The file declares no label, so apply creates the version and never deploys it: "run
+    # promptops apply first" is advice that changes nothing. (A label other than the target's one
+    # pointer is a validation error.)
     emu = PromptLabEmulator(KEY, plan=None)
     with emu.serve() as server:
-        root = project(tmp_path, server.url, {"prompts/reply.yaml": "template: 'Hello'\nlabels: [staging]\n"})
+        root = project(tmp_path, server.url, {"prompts/reply.yaml": "template: 'Hello'\n"})
         assert cli("-C", root, "apply", "--auto-approve").code == 0
         assert cli("-C", root, "plan", "--detailed-exitcode").code == 0  # nothing left to apply
         r = cli("-C", root, "resolve", "reply", "--user", "alice")
