@@ -8,6 +8,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable, Iterator
 
 import pytest
 
@@ -92,3 +93,20 @@ targets:
     base_url: http://127.0.0.1:9
     credentials: {public_key: "${LF_PUBLIC}", secret_key: "${LF_SECRET}"}
 """
+
+
+def env_factory(make: Callable[..., Any]) -> Iterator[Callable[..., Any]]:
+    """The body of a ``make_env`` fixture: yields a factory of test environments (an emulator
+    served on 127.0.0.1 and its clients, with ``close()`` and ``emu``), closes each one at the end
+    and checks that its emulator never failed by itself (``internal_errors``, where it keeps them)."""
+    made: list[Any] = []
+
+    def factory(**options: Any) -> Any:
+        env = make(**options)
+        made.append(env)
+        return env
+
+    yield factory
+    for env in made:
+        env.close()
+        assert getattr(env.emu, "internal_errors", []) == []

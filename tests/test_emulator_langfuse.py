@@ -22,11 +22,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from conftest import env_factory
+from emulators.langfuse import LangfuseEmulator
 from langfuse import Langfuse
 from langfuse.api import AccessDeniedError, Error, NotFoundError, UnauthorizedError
 from langfuse.api.core.api_error import ApiError
-
-from emulators.langfuse import LangfuseEmulator
 
 REPO = Path(__file__).resolve().parent.parent
 PROMPTS = "/api/public/v2/prompts"
@@ -69,16 +69,7 @@ class Env:
 
 @pytest.fixture
 def make_env():
-    made: list[Env] = []
-
-    def make(**options) -> Env:
-        env = Env(**options)
-        made.append(env)
-        return env
-
-    yield make
-    for env in made:
-        env.close()
+    yield from env_factory(Env)
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from urllib.parse import quote
 
 import httpx
 import pytest
+from conftest import env_factory
 from emulators.promptlayer import CHOICES, PromptLayerEmulator, ab_bucket
 from promptlayer import PromptLayer
 from promptlayer import utils as pl_utils
@@ -97,17 +98,7 @@ class Env:
 
 @pytest.fixture
 def make_env():
-    made: list[Env] = []
-
-    def make(**options) -> Env:
-        env = Env(**options)
-        made.append(env)
-        return env
-
-    yield make
-    for env in made:
-        env.close()
-        assert env.emu.internal_errors == []
+    yield from env_factory(Env)
 
 
 @pytest.fixture

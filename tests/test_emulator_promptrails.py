@@ -18,12 +18,23 @@ from types import SimpleNamespace
 import httpx
 import promptrails._http
 import pytest
-from promptrails import PromptRails
-from promptrails.exceptions import (ForbiddenError, NotFoundError, RateLimitError, ServerError, UnauthorizedError,
-                                    ValidationError)
-
+from conftest import env_factory
 from emulators.base import HttpError
-from emulators.promptrails import CHOICES, DEFAULT_WORKSPACE, PromptRailsEmulator, ksuid_time
+from emulators.promptrails import (
+    CHOICES,
+    DEFAULT_WORKSPACE,
+    PromptRailsEmulator,
+    ksuid_time,
+)
+from promptrails import PromptRails
+from promptrails.exceptions import (
+    ForbiddenError,
+    NotFoundError,
+    RateLimitError,
+    ServerError,
+    UnauthorizedError,
+    ValidationError,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 KEY = "pr_live_test"
@@ -81,17 +92,7 @@ def sleeps(monkeypatch) -> list[float]:
 
 @pytest.fixture
 def make_env(sleeps):
-    made: list[Env] = []
-
-    def make(**options) -> Env:
-        env = Env(**options)
-        made.append(env)
-        return env
-
-    yield make
-    for env in made:
-        env.close()
-        assert env.emu.internal_errors == []
+    yield from env_factory(Env)
 
 
 @pytest.fixture

@@ -17,11 +17,10 @@ tools as ``modelParams`` and ``toolList`` instead. The provenance stamp is the `
 """
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Collection, Mapping
 
 from ..config import Target
-from ..digest import canonical_content, content_digest
+from ..digest import canonical_content
 from ..errors import ProviderError
 from ..http import HttpSettings, NotFound, segment
 from ..model import RemotePrompt, RemoteState, RemoteVersion
@@ -74,11 +73,9 @@ class LangfuseProvider(RemoteProvider):
             page += 1
 
     def read(self, names: Collection[str] | None = None) -> RemoteState:
-        listing = self._listing()
-        wanted = sorted(listing if names is None else set(names) & set(listing))
+        listing, wanted = self._wanted(names)
         jobs = [(name, v) for name in wanted for v in listing[name]]
-        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            rows = list(pool.map(lambda job: self._get_version(*job), jobs))
+        rows = self._parallel(lambda job: self._get_version(*job), jobs)
         by_name: dict[str, list[Mapping[str, Any]]] = {}
         for (name, _), row in zip(jobs, rows):
             if row is not None:  # deleted between the list and the get
@@ -108,12 +105,8 @@ class LangfuseProvider(RemoteProvider):
 
     def _version(self, name: str, row: Mapping[str, Any]) -> RemoteVersion:
         content = self.to_content(row)
-        try:
-            digest = content_digest(content)
-        except ValueError as exc:
-            raise ProviderError(f"target {self.target.name!r}: version {row.get('version')} of {name!r} cannot "
-                                f"be read as a prompt ({exc})") from None
-        return RemoteVersion(id=str(row["version"]), digest=digest, content=content,
+        return RemoteVersion(id=str(row["version"]), digest=self._digest(name, row.get("version"), content),
+                             content=content,
                              provenance=parse_message(row.get("commitMessage")), created_at=row.get("createdAt"))
 
     # ------------------------------------------------------------------ content mapping

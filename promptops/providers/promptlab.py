@@ -25,11 +25,10 @@ provenance stamp is the version's ``message``.
 from __future__ import annotations
 
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Collection, Mapping
 
 from ..config import Target
-from ..digest import canonical_content, content_digest
+from ..digest import canonical_content
 from ..errors import PromptOpsError, ProviderError
 from ..http import HttpSettings, NotFound, RemoteError, segment
 from ..model import RemotePrompt, RemoteState, RemoteVersion
@@ -92,10 +91,8 @@ class PromptLabProvider(RemoteProvider):
             page += 1
 
     def read(self, names: Collection[str] | None = None) -> RemoteState:
-        listing = self._listing()
-        wanted = sorted(listing if names is None else set(names) & set(listing))
-        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            prompts = list(pool.map(lambda name: self._read_prompt(name, listing[name]), wanted))
+        listing, wanted = self._wanted(names)
+        prompts = self._parallel(lambda name: self._read_prompt(name, listing[name]), wanted)
         return RemoteState(prompts={p.name: p for p in prompts})
 
     def _read_prompt(self, name: str, prompt_id: str) -> RemotePrompt:
@@ -130,7 +127,8 @@ class PromptLabProvider(RemoteProvider):
 
     def _version(self, name: str, row: Mapping[str, Any]) -> RemoteVersion:
         content = self.to_content(row)
-        return RemoteVersion(id=str(row["version"]), digest=content_digest(content), content=content,
+        return RemoteVersion(id=str(row["version"]), digest=self._digest(name, row.get("version"), content),
+                             content=content,
                              provenance=parse_message(row.get("message")), created_at=row.get("created_at"))
 
     # ------------------------------------------------------------------ content mapping

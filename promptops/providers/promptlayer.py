@@ -25,11 +25,10 @@ a PromptLayer format (f-string and jinja2 are), so mustache files are a validati
 from __future__ import annotations
 
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Collection, Mapping
 
 from ..config import Target
-from ..digest import canonical_content, content_digest
+from ..digest import canonical_content
 from ..errors import ProviderError
 from ..http import HttpSettings, NotFound, RemoteError
 from ..model import RemotePrompt, RemoteState, RemoteVersion
@@ -93,14 +92,12 @@ class PromptLayerProvider(RemoteProvider):
             page += 1
 
     def read(self, names: Collection[str] | None = None) -> RemoteState:
-        listing = self._listing()
-        wanted = sorted(listing if names is None else set(names) & set(listing))
+        listing, wanted = self._wanted(names)
         jobs: list[tuple[str, int | None]] = []
         for name in wanted:
             jobs.append((name, None))  # the labels
             jobs += [(name, n) for n in range(1, listing[name][1] + 1)]
-        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            answers = list(pool.map(lambda job: self._fetch(listing[job[0]][0], *job), jobs))
+        answers = self._parallel(lambda job: self._fetch(listing[job[0]][0], *job), jobs)
         rows: dict[str, list[Mapping[str, Any]]] = {name: [] for name in wanted}
         labels: dict[str, Any] = {}
         for (name, number), answer in zip(jobs, answers):
@@ -138,12 +135,8 @@ class PromptLayerProvider(RemoteProvider):
 
     def _version(self, name: str, row: Mapping[str, Any]) -> RemoteVersion:
         content = self.to_content(row.get("prompt_template") or {}, row.get("metadata"))
-        try:
-            digest = content_digest(content)
-        except ValueError as exc:
-            raise ProviderError(f"target {self.target.name!r}: version {row.get('version')} of {name!r} cannot "
-                                f"be read as a prompt ({exc})") from None
-        return RemoteVersion(id=str(row["version"]), digest=digest, content=content,
+        return RemoteVersion(id=str(row["version"]), digest=self._digest(name, row.get("version"), content),
+                             content=content,
                              provenance=parse_message(row.get("commit_message")), created_at=row.get("created_at"))
 
     # ------------------------------------------------------------------ content mapping

@@ -27,11 +27,10 @@ The provenance stamp is the version's ``message``. The prompt's description is i
 from __future__ import annotations
 
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Collection, Mapping
 
 from ..config import Target
-from ..digest import canonical_content, content_digest
+from ..digest import canonical_content
 from ..errors import ProviderError
 from ..http import HttpSettings, NotFound, RemoteError, segment
 from ..model import RemotePrompt, RemoteState, RemoteVersion
@@ -99,10 +98,8 @@ class PromptRailsProvider(RemoteProvider):
             page += 1
 
     def read(self, names: Collection[str] | None = None) -> RemoteState:
-        listing = self._listing()
-        wanted = sorted(listing if names is None else set(names) & set(listing))
-        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            prompts = list(pool.map(self._read_prompt, wanted))
+        _, wanted = self._wanted(names)
+        prompts = self._parallel(self._read_prompt, wanted)
         return RemoteState(prompts={p.name: p for p in prompts})
 
     def _read_prompt(self, name: str) -> RemotePrompt:
@@ -157,7 +154,7 @@ class PromptRailsProvider(RemoteProvider):
             shown = string if string and strings.count(string) == 1 else str(row["id"])
             ids[shown] = str(row["id"])
             content = self.to_content(row)
-            versions.append(RemoteVersion(id=shown, digest=content_digest(content), content=content,
+            versions.append(RemoteVersion(id=shown, digest=self._digest(name, shown, content), content=content,
                                           provenance=parse_message(row.get("message")),
                                           created_at=row.get("created_at")))
         return tuple(versions), ids

@@ -9,10 +9,16 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from typing import Any, Callable, ContextManager
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Collection, ContextManager, Iterable, Mapping, TypeVar
 
 from ..config import Target
+from ..digest import content_digest
+from ..errors import ProviderError
 from ..http import HttpClient, HttpSettings
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 class RemoteProvider:
@@ -46,6 +52,26 @@ class RemoteProvider:
         with self._names_lock:
             self._listed = list(found)
         return found
+
+    def _wanted(self, names: Collection[str] | None) -> tuple[dict[str, Any], list[str]]:
+        """A fresh listing, and the listed names a ``read(names)`` asks for, sorted (names the
+        platform does not hold are simply absent)."""
+        listing = self._listing()
+        return listing, sorted(listing if names is None else set(names) & set(listing))
+
+    def _parallel(self, fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
+        """``fn`` over ``items`` on up to ``concurrency`` threads, results in order."""
+        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+            return list(pool.map(fn, items))
+
+    def _digest(self, name: str, version: Any, content: Mapping[str, Any]) -> str:
+        """The digest of a stored version's content; a ProviderError naming the version when it
+        holds what prompt content cannot (NaN, say: made outside promptops)."""
+        try:
+            return content_digest(content)
+        except ValueError as exc:
+            raise ProviderError(f"target {self.target.name!r}: version {version} of {name!r} cannot be read as a "
+                                f"prompt ({exc})") from None
 
     def _list_all(self) -> dict[str, Any]:
         """name -> what the platform's list says of the prompt, over every page."""
