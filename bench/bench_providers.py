@@ -1,25 +1,32 @@
 #!/usr/bin/env python3
-"""Benchmark of the remote providers (Langfuse, PromptLab) against their emulators served over real
-HTTP on 127.0.0.1, with a simulated network latency on every request:
+"""Benchmark of the remote providers through the CLI, against their emulators over real HTTP.
+
+Langfuse, PromptLab, PromptLayer and PromptRails, each against its emulator served over real HTTP
+on 127.0.0.1, with a simulated network latency on every request:
 
     python bench/bench_providers.py [--prompts N] [--latency-ms L] [--repeat R] [--repeat-slow S]
+                                    [--backlog B] [--provider NAME ...]
 
-A synthetic project of N text prompts (mustache, two versions each, label ``production``; Langfuse
-also ``staging``; no model config, which PromptLab cannot store) is committed to a git repository
-per provider. The emulators (tests/emulators) run as threads of this process (``emu.serve()``),
-wrapped so that every request first sleeps L ms (default 20) outside the emulator's lock, as a
-network round trip would. Everything runs through the CLI in-process. Per provider, side by side
+A synthetic project of N text prompts (two versions each, label ``production``; Langfuse and
+PromptLayer also ``staging``; no model config, which PromptLab cannot store) is committed to a git
+repository per provider. The files are mustache for Langfuse and PromptLab; PromptLayer refuses
+mustache and PromptRails renders only Jinja2, so theirs are jinja2 (the same text, the mustache
+section written as a ``{% for %}`` loop). The emulators (tests/emulators) run as threads of this
+process (``emu.serve()``), wrapped so that every request first sleeps L ms (default 20) outside the
+emulator's lock, as a network round trip would. Everything runs through the CLI in-process. Per provider, side by side
 in one run:
 
   (a) apply to an empty emulator       the first apply (default concurrency), a fresh emulator per run
   (b) plan, no changes, concurrency 1  target ``concurrency: 1`` (median of S, default 3: the slow one)
-  (c) plan, no changes, default        langfuse 8, promptlab 4
+  (c) plan, no changes, default        the provider's DEFAULT_CONCURRENCY (langfuse 8, the others 4)
   (d) plan, no changes, concurrency 16
   (e) validate                         the same files, no network: the floor of any plan
 
 with the HTTP requests each made (counted in the emulator's request log, by route). Ratios are
 against (b). Nothing asserts on time; it is for reading, not for CI. PromptLab runs without rate
-limits (``plan=None``); Langfuse's only limited route (label PATCH) is not used by these runs.
+limits (``plan=None``); Langfuse's only limited route (label PATCH) is not used by these runs;
+PromptLayer and PromptRails have no rate limit unless one is configured (``rate_limit=None``).
+``--provider`` (repeatable) restricts a run to some providers.
 
 The emulator server listens with a backlog of 128 (tests/emulators/base.py); ``--backlog N`` sets
 another after it starts. The stock one (``socketserver``'s 5) overflows when a client opens more
@@ -51,9 +58,13 @@ from bench_git import git, run  # noqa: E402
 from emulators.base import Emulator, Request, Response  # noqa: E402
 from emulators.langfuse import LangfuseEmulator  # noqa: E402
 from emulators.promptlab import PromptLabEmulator  # noqa: E402
+from emulators.promptlayer import PromptLayerEmulator  # noqa: E402
+from emulators.promptrails import PromptRailsEmulator  # noqa: E402
+from promptops.config import DEFAULT_CONCURRENCY  # noqa: E402
 
 AREAS = ["support", "checkout", "search", "marketing", "onboarding", "triage", "billing", "legal"]
-ENV = {"BENCH_LF_PUBLIC": "pk-lf-bench", "BENCH_LF_SECRET": "sk-lf-bench-secret", "BENCH_PL_KEY": "pl-bench-key"}
+ENV = {"BENCH_LF_PUBLIC": "pk-lf-bench", "BENCH_LF_SECRET": "sk-lf-bench-secret", "BENCH_PL_KEY": "pl-bench-key",
+       "BENCH_PLAYER_KEY": "pl_bench_promptlayer_key", "BENCH_PRAILS_KEY": "pr_live_bench_key"}
 
 
 class Delayed(Emulator):
@@ -89,17 +100,50 @@ def promptlab_route(method: str, path: str) -> str:
         tail, f"{method} {tail}")
 
 
+def promptlayer_route(method: str, path: str) -> str:
+    if path in ("/prompt-templates", "/prompt-templates/"):
+        return f"{method} list"
+    if path == "/rest/prompt-templates":
+        return f"{method} publish"
+    if path.startswith("/prompt-templates/"):
+        return f"{method} labels" if path.endswith("/labels") else f"{method} one version"
+    if re.fullmatch(r"/prompts/[^/]+/label", path):
+        return f"{method} create label"
+    if path.startswith("/prompt-labels/"):
+        return f"{method} label"  # PATCH moves it, DELETE removes it
+    return f"{method} {path}"
+
+
+def promptrails_route(method: str, path: str) -> str:
+    if path == "/api/v1/prompts":
+        return f"{method} list" if method == "GET" else f"{method} create prompt"
+    tail = re.sub(r"^/api/v1/prompts/[^/]+", "", path)
+    if re.fullmatch(r"/versions/[^/]+/promote", tail):
+        return f"{method} promote"
+    return {"": f"{method} prompt", "/versions": f"{method} versions"}.get(tail, f"{method} {tail}")
+
+
 PROVIDERS: dict[str, dict[str, Any]] = {
     "langfuse": {
-        "default": 8, "labels": ("production", "staging"), "route": langfuse_route,
+        "format": "mustache", "labels": ("production", "staging"), "route": langfuse_route,
         "new": lambda: LangfuseEmulator(ENV["BENCH_LF_PUBLIC"], ENV["BENCH_LF_SECRET"]),
         "target": 'provider: langfuse\n    base_url: {url}\n    credentials: {{public_key: "${{BENCH_LF_PUBLIC}}", '
                   'secret_key: "${{BENCH_LF_SECRET}}"}}',
     },
     "promptlab": {
-        "default": 4, "labels": ("production",), "route": promptlab_route,
+        "format": "mustache", "labels": ("production",), "route": promptlab_route,
         "new": lambda: PromptLabEmulator(ENV["BENCH_PL_KEY"], plan=None),
         "target": 'provider: promptlab\n    base_url: {url}\n    credentials: {{api_key: "${{BENCH_PL_KEY}}"}}',
+    },
+    "promptlayer": {
+        "format": "jinja2", "labels": ("production", "staging"), "route": promptlayer_route,
+        "new": lambda: PromptLayerEmulator(api_key=ENV["BENCH_PLAYER_KEY"]),
+        "target": 'provider: promptlayer\n    base_url: {url}\n    credentials: {{api_key: "${{BENCH_PLAYER_KEY}}"}}',
+    },
+    "promptrails": {
+        "format": "jinja2", "labels": ("production",), "route": promptrails_route,
+        "new": lambda: PromptRailsEmulator(api_key=ENV["BENCH_PRAILS_KEY"]),
+        "target": 'provider: promptrails\n    base_url: {url}\n    credentials: {{api_key: "${{BENCH_PRAILS_KEY}}"}}',
     },
 }
 
@@ -111,16 +155,21 @@ def config(kind: str, url: str) -> str:
             f"  {kind}:\n    {spec}\n  {kind}-c16:\n    {spec}\n    concurrency: 16\n")
 
 
-def prompt_file(i: int, labels: tuple[str, ...]) -> str:
+#: The history section in each format: a mustache section, or the same as a Jinja2 loop.
+HISTORY = {"mustache": ["{{#history_items}}", "- {{.}}", "{{/history_items}}"],
+           "jinja2": ["{% for item in history_items %}", "- {{ item }}", "{% endfor %}"]}
+
+
+def prompt_file(i: int, labels: tuple[str, ...], fmt: str = "mustache") -> str:
     def body(variant: int) -> str:
         lines = [f"You answer questions about {AREAS[i % len(AREAS)]} (prompt {i}, revision {variant}).",
                  "Always answer in {{locale}} and call the product {{product}}.",
                  f"Keep the answer under {120 + 20 * variant} words.", "",
-                 "Earlier messages:", "{{#history_items}}", "- {{.}}", "{{/history_items}}", "",
+                 "Earlier messages:", *HISTORY[fmt], "",
                  "Request: {{ticket}}"]
         return "".join(f"      {line}\n" if line else "\n" for line in lines)
 
-    out = (f"# Synthetic prompt {i}\ntype: text\ntemplate_format: mustache\n"
+    out = (f"# Synthetic prompt {i}\ntype: text\ntemplate_format: {fmt}\n"
            f"description: Handles {AREAS[i % len(AREAS)]} requests\ntags: [{AREAS[i % len(AREAS)]}, synthetic]\n"
            "variables:\n  locale: {type: string}\n  product: {type: string}\n  ticket: {type: string}\n"
            "  history_items: {type: array}\nversions:\n"
@@ -137,7 +186,7 @@ def project(work: Path, kind: str, url: str, n: int) -> Path:
     for i in range(n):
         path = root / "prompts" / AREAS[i % len(AREAS)] / f"prompt-{i:05d}.yaml"
         path.parent.mkdir(exist_ok=True)
-        path.write_text(prompt_file(i, PROVIDERS[kind]["labels"]), encoding="utf-8")
+        path.write_text(prompt_file(i, PROVIDERS[kind]["labels"], PROVIDERS[kind]["format"]), encoding="utf-8")
     git(root, "init", "-q")
     git(root, "add", "-A")
     git(root, "commit", "-qm", "A: synthetic prompts")
@@ -180,7 +229,7 @@ def bench_provider(kind: str, work: Path, n: int, latency: float, repeat: int, r
     with delayed.serve() as server:
         server.httpd.socket.listen(backlog)  # listen() again on a listening socket sets its backlog
         root = str(project(work, kind, server.url, n))
-        default = spec["default"]
+        default = DEFAULT_CONCURRENCY[kind]
 
         def fresh() -> None:
             delayed.inner = spec["new"]()
@@ -212,7 +261,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=5, help="timings per operation (default 5)")
     ap.add_argument("--repeat-slow", type=int, default=3, help="timings of the concurrency-1 plans (default 3)")
     ap.add_argument("--backlog", type=int, default=128, help="the emulator server's listen backlog (default 128)")
-    ap.add_argument("--provider", choices=sorted(PROVIDERS), action="append", help="only this provider (repeatable)")
+    ap.add_argument("--provider", choices=sorted(PROVIDERS), action="append", metavar="NAME",
+                    help=f"only this provider, one of {', '.join(sorted(PROVIDERS))} (repeatable; default all)")
     args = ap.parse_args(argv)
     os.environ.update(ENV)
     started = time.perf_counter()
