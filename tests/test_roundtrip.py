@@ -244,7 +244,7 @@ EXAMPLES = {
     "chat-f-string-tools-no-model": _chat("f-string", ("user", "{q}"), tools=[{}, {"type": "function"}]),
     "chat-system-user": _chat("jinja2", ("system", "You are {{ persona }}.\r\n  ünïcode – ok\t"),
                               ("user", "{{ question }}\n\n"),
-                              model={"name": "gpt-4o", "temperature": 2.0, "nested": {"w": [1.0, 0.25]}},
+                              model={"name": "gpt-4o", "temperature": 2.0, "top_p": 0.9, "nested": {"w": [1.0, 0.25]}},
                               tools=SEARCH),
     "chat-system-user-whitespace": _chat("jinja2", ("system", " "), ("user", "\u200b")),
     "text-tools-in-config": _text("{{ q }}", "jinja2", model={"temperature": 1.0}, tools=SEARCH),
