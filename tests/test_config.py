@@ -303,3 +303,15 @@ def test_promptlab_paces_its_own_endpoints(tmp_path: Path) -> None:
                                 "    credentials: {api_key: \"${PL_KEY}\"}\n")
     assert diags == []
     assert dict(config.targets["lab"].rate_limits) == {"deploy": "5/min", "versions": "20/min", "write": "1/s"}
+
+
+@pytest.mark.parametrize("provider", [None, 7, True, ["openai"], {"id": "openai"}, ""], ids=repr)
+def test_promptlayer_needs_the_model_provider_as_text(provider) -> None:
+    # PromptLayer answers 422 for a provider that is not a string, and a None would read back
+    # without the key (another digest): refused before any request instead
+    from promptops.digest import canonical_content
+
+    content = canonical_content(type="text", template_format="jinja2", template="Hi {{ name }}",
+                                model={"provider": provider, "name": "gpt-4o"})
+    (gap,) = Target("layer", "promptlayer").content_gaps(content)
+    assert gap[0] == ("model", "provider") and "needs model provider: as text" in gap[1]

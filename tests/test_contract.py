@@ -848,3 +848,10 @@ def test_wrong_credentials_name_the_variables_and_never_print_the_secret(cli, pl
     assert "Traceback" not in r.err
     assert p.count(NAME) == 0
 
+
+
+@on("promptlayer")
+@pytest.mark.parametrize("value", ["null", "7"])
+def test_a_promptlayer_model_provider_that_is_not_text_is_a_plan_time_error(cli, platform, value):
+    write(platform.root, FILE, greet(platform, extra=f"model: {{provider: {value}, name: gpt-4o}}\n"))
+    assert_refused(cli, platform, "provider")
