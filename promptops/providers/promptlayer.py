@@ -120,13 +120,18 @@ class PromptLayerProvider(RemoteProvider):
         except NotFound:
             return None
 
-    def _prompt(self, name: str, rows: list[Mapping[str, Any]], labels_body: Any) -> RemotePrompt:
-        entries = self.http.expect(labels_body, "release_labels", list)
-        with self.http.parsing(f"the labels of {name!r}", labels_body):
+    def _store_labels(self, name: str, body: Any) -> dict[str, tuple[int, int]]:
+        """The labels of a ``/labels`` answer, {label: (label id, version number)}, remembered."""
+        entries = self.http.expect(body, "release_labels", list)
+        with self.http.parsing(f"the labels of {name!r}", body):
             labels = {str(e["release_label"]): (int(e["release_label_id"]), int(e["prompt_version_number"]))
                       for e in entries}
         with self._lock:
             self._labels[name] = labels
+        return labels
+
+    def _prompt(self, name: str, rows: list[Mapping[str, Any]], labels_body: Any) -> RemotePrompt:
+        labels = self._store_labels(name, labels_body)
         with self.http.parsing(f"the versions of {name!r}", rows):
             rows = sorted(rows, key=lambda r: int(r["version"]))
             versions = tuple(self._version(name, row) for row in rows)
@@ -266,14 +271,8 @@ class PromptLayerProvider(RemoteProvider):
         with self._lock:
             labels = None if fresh else self._labels.get(prompt)
         if labels is None:
-            body = self.http.get(f"/prompt-templates/{self._template_id(prompt)}/labels",
-                                 what=f"read the labels of {prompt!r}")
-            entries = self.http.expect(body, "release_labels", list)
-            with self.http.parsing(f"the labels of {prompt!r}", body):
-                labels = {str(e["release_label"]): (int(e["release_label_id"]), int(e["prompt_version_number"]))
-                          for e in entries}
-            with self._lock:
-                self._labels[prompt] = labels
+            labels = self._store_labels(prompt, self.http.get(f"/prompt-templates/{self._template_id(prompt)}/labels",
+                                                              what=f"read the labels of {prompt!r}"))
         return labels.get(label)
 
     def _template_id(self, prompt: str) -> int:

@@ -65,7 +65,7 @@ from typing import Any
 import jsonschema
 from jinja2.sandbox import SandboxedEnvironment
 
-from .base import Emulator, Faults, HttpError, Request, Response, TokenBucket, paginate
+from .base import Emulator, Faults, HttpError, Request, Response, TokenBucket, int_arg, paginate
 
 PREFIX = "/api/v1"
 DEFAULT_WORKSPACE = "2N8Dx8a2a1qUspBKbP02vqP29eH"  # promptrails-local's workspace id (a valid KSUID)
@@ -490,16 +490,7 @@ class PromptRailsEmulator(Emulator):
 
     def _page_args(self, request: Request) -> tuple[int, int]:
         def arg(name: str, default: int) -> int:
-            raw = request.arg(name)
-            if raw is None or raw == "":
-                return default
-            try:
-                value = int(raw)
-            except ValueError:
-                value = 0
-            if value < 1:
-                raise self.fail(400, f"{name} must be a positive integer", details={"field": name})
-            return value
+            return int_arg(request, name, default, error=lambda problem: self.fail(400, problem, details={"field": name}))
 
         return arg("page", 1), min(arg("limit", DEFAULT_LIMIT), MAX_LIMIT)
 
