@@ -7,7 +7,6 @@ pin behaviour the review checked and found correct.
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
@@ -193,10 +192,10 @@ def test_bug_promptlayer_tool_choice_made_in_the_ui_reads_as_equal(cli, tmp_path
     assert code == 2 and "1 version to create" in out, out
 
 
-def test_bug_promptlayer_an_image_block_reads_as_equal_to_its_marker_text():
+def test_bug_promptlayer_an_image_block_reads_as_equal_to_its_marker_text(monkeypatch):
     """A non-text block is read as the text ``[type]``: a stored ``"look:" + image`` has the digest
     of a file whose template is the literal text ``look:[image_url]``."""
-    os.environ.setdefault("REVIEW_PL_KEY", PL_KEY)
+    monkeypatch.setenv("REVIEW_PL_KEY", PL_KEY)
     emu = pl_emulator()
     emu.seed("img", {"type": "completion", "template_format": "f-string", "content": [
         {"type": "text", "text": "look:"}, {"type": "image_url", "image_url": {"url": "https://x/y.png"}}]})
@@ -366,3 +365,27 @@ def test_a_wrong_key_names_the_variable_on_both_providers(cli, tmp_path, monkeyp
             r = cli("-C", root, "plan", "--no-color")
         assert r.code == 1 and "401" in r.err and "REVIEW_KEY" in r.err, r.err
         assert "wrong_value_731" not in r.out + r.err and "Traceback" not in r.err
+
+
+def test_bug_promptlayer_resolve_ignores_an_ab_release_the_platform_serves(cli, tmp_path, monkeypatch):
+    """Arguable (design choice): with an A/B release on ``production`` (set in PromptLayer's web
+    app), ``promptops resolve`` answers "no traffic split: every user gets this version" although
+    the platform serves some users another version. The API says which version a user gets
+    (``POST /prompt-templates/{id}`` with ``label`` and ``metadata_filters``, providers-api.md 1.7),
+    so resolve could ask it (``Capabilities.server_resolve``), as it does on PromptLab."""
+    monkeypatch.setenv("REVIEW_KEY", PL_KEY)
+    file = "type: text\ntemplate_format: jinja2\nversions:\n  a: {template: 'A'}\n  b: {template: 'B'}\n" \
+           "labels: {production: a, staging: b}\n"
+    emu = pl_emulator()
+    with emu.serve() as server:
+        root = project(tmp_path, "promptlayer", server.url, {"prompts/p.yaml": file})
+        assert cli("-C", root, "apply", "--auto-approve").code == 0
+        emu.set_ab_release("p", "production", {1: 50, 2: 50})
+        wrong = []
+        for user in (f"user-{i}" for i in range(8)):
+            r = cli("-C", root, "resolve", "p", "--user", user, "--json")
+            assert r.code == 0, r.err
+            served = emu.ab_version("p", "production", {"user_id": user})
+            if json.loads(r.out)["remote_version"] != str(served):
+                wrong.append((user, served, r.out))
+    assert wrong == []
