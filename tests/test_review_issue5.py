@@ -11,11 +11,11 @@ import re
 from pathlib import Path
 
 import pytest
-
 from conftest import commit, init_repo, write
 from emulators.base import HttpError
 from emulators.promptlayer import PromptLayerEmulator
 from emulators.promptrails import PromptRailsEmulator
+
 from promptops.config import Target
 from promptops.digest import canonical_content
 from promptops.providers.promptlayer import PromptLayerProvider
@@ -258,7 +258,7 @@ def test_bug_a_failed_apply_reports_a_label_move_it_made_as_not_applied(cli, tmp
                else {"production": emu.current("p")["user_prompt"]})
     assert current == ({"production": 1} if provider == "promptlayer" else {"production": "A {{ x }}"})
     applied, not_applied = sections(r.err)
-    assert "move label production to a" not in not_applied, r.err
+    assert "move label production to a" not in not_applied and "move label production to a" in applied, r.err
 
 
 def test_bug_promptrails_concurrent_first_promotes_on_a_put_only_server_fail(cli, tmp_path, monkeypatch):
