@@ -112,29 +112,37 @@ def apply_plan(plan: Plan, provider: Provider, *, concurrency: int = 1, progress
     done: list[str] = []
     failures: list[Exception] = []
 
+    def finished(action: Action, created: str | None = None) -> None:
+        text = describe_action(action)
+        with lock:
+            done.append(text)
+            result.counts[action.kind] = result.counts.get(action.kind, 0) + 1
+            if created:
+                result.created[(action.prompt, action.version)] = created  # type: ignore[union-attr]
+        progress(f"{text}: done" + (f" [{version_label(created)}]" if created else ""))
+
     def run_prompt(actions: list[Action]) -> None:
         carried = _carried_labels(actions, provider)
         for action in actions:
             if stop.is_set():
                 return
-            text = describe_action(action)
+            if id(action) in carried.moves:
+                continue  # done with the create of its version (reported there)
             try:
-                if id(action) in carried.moves:
-                    created = None  # the create of its version set it already
-                else:
-                    created = _run(action, provider, result.created, plan, carried.labels)
+                created = _run(action, provider, result.created, plan, carried.labels)
             except Exception as exc:  # noqa: BLE001 - every failure stops the run and is reported
                 with lock:
                     failures.append(exc)
                 stop.set()
-                progress(f"{text}: failed")
+                progress(f"{describe_action(action)}: failed")
                 return
-            with lock:
-                done.append(text)
-                result.counts[action.kind] = result.counts.get(action.kind, 0) + 1
-                if created:
-                    result.created[(action.prompt, action.version)] = created  # type: ignore[union-attr]
-            progress(f"{text}: done" + (f" [{version_label(created)}]" if created else ""))
+            finished(action, created)
+            if isinstance(action, CreateVersion):
+                # the label moves the create carried are done now: a later failure must not list
+                # them as not applied
+                for move in actions:
+                    if id(move) in carried.moves and move.to.version == action.version:  # type: ignore[union-attr]
+                        finished(move)
 
     pool = ThreadPoolExecutor(max_workers=max(1, concurrency))
     interrupted: BaseException | None = None

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from .errors import ConfigError, Diagnostic
 from .providers.base import CAPABILITIES, Capabilities
+from .provenance import key_room
 from .schemas import schema_diagnostics
 from .yamlload import Loaded, load_yaml_file
 
@@ -142,6 +143,15 @@ class Target:
                                   f"{caps.placeholder_names}, not {name!r}", "rename the placeholder"))
         return found
 
+    def key_gap(self, key: str) -> tuple[str, str] | None:
+        """(problem, hint) when a version key is too long for the provenance stamp this target
+        keeps (a commit message of ``message_limit`` characters), else None."""
+        limit = self.capabilities.message_limit
+        if limit is None or len(key) <= key_room(limit):
+            return None
+        return (f"{self.who} keeps the provenance stamp in a {limit}-character commit message, which holds a version "
+                f"key of at most {key_room(limit)} characters, not {len(key)}", "shorten the version key")
+
     def secret(self, key: str) -> str:
         """The credential value from the environment; ConfigError naming the variable if unset."""
         var = self.credentials[key]
@@ -149,6 +159,14 @@ class Target:
         if not value:
             raise ConfigError(f"target {self.name!r}: environment variable {var} is not set "
                               f"(credentials.{key}); export it before running promptops")
+        # Credentials travel in HTTP headers: a line break or a non-ASCII character (pasted with
+        # the key) would be refused there, in a message quoting the header. Said here, unquoted.
+        odd = next((ch for ch in value if not ("!" <= ch <= "~")), None)
+        if odd is not None:
+            what = {"\n": "a line break", "\r": "a carriage return", " ": "a space", "\t": "a tab"}.get(
+                odd, f"the character U+{ord(odd):04X}")
+            raise ConfigError(f"target {self.name!r}: environment variable {var} (credentials.{key}) holds {what}; "
+                              "credentials are printable ASCII without spaces: set it again without it")
         return value
 
 

@@ -239,6 +239,7 @@ def _check_capabilities(specs: Iterable[PromptSpec], target: Target) -> None:
         if ("template_format", spec.template_format) in gaps:
             problems.append(f"{where} uses {spec.template_format} templates, which {who} does not support")
         content = {problem for v in spec.versions.values() for _, problem, _ in target.content_gaps(v.content)}
+        content |= {gap[0] for key in spec.versions if (gap := target.key_gap(key))}
         problems += [f"{where}: {problem}" for problem in sorted(content)]
         other = [value for gap, value in gaps if gap == "pointer"]
         if other:

@@ -134,6 +134,13 @@ def resolve_report(provider: Any, target: Target, root: Path, name: str, label: 
     lines = [f"{name} {label} -> {shown} for user {user!r}"]
     if weights and by_platform:
         lines.append(f"  assigned by {target.provider} itself under the split {remote_split(weights)}")
+    elif by_platform and remote.labels.get(label) not in (None, version_id):
+        # a split the API does not show (PromptLayer's A/B releases are set in its web app)
+        lines.append(f"  assigned by {target.provider} itself: the label points at "
+                     f"{version_label(remote.labels[label])}, and a split made in the platform serves this user "
+                     f"{version_label(version_id)}")
+    elif by_platform:
+        lines.append(f"  assigned by {target.provider} itself (no split shown by its API)")
     elif weights:
         lines.append(f"  bucket {b} of 10000 under the split {remote_split(weights)}")
     else:

@@ -599,6 +599,9 @@ class _FileCheck:
         for target, leave_out in self._managing_targets():
             for key, version in versions.items():
                 vpath, raw = versions_raw[key]
+                too_long = target.key_gap(key)
+                if too_long:
+                    self.add(vpath, too_long[0], _either(too_long[1], leave_out), key=True)
                 for path, problem, hint in target.content_gaps(version.content):
                     where, on_key = self._content_path(vpath, raw, path)
                     if (where, problem) not in seen:

@@ -56,7 +56,14 @@ def message(provenance: Mapping[str, Any], limit: int | None = None) -> str:
         return f"{head}{path}{tail}"
     if room >= 2:
         return f"{head}{ELLIPSIS}{path[len(path) - room + 1:]}{tail}"
+    # no room for the path: the commit and the version key still fit (key_room), the path is left out
     return f"{head}{tail}"[:limit]
+
+
+def key_room(limit: int) -> int:
+    """The longest version key a stamp keeps whole in a message of ``limit`` characters (the
+    commit marked dirty, the path left out)."""
+    return limit - len(f"{_OPEN}{'0' * 7}-dirty #]")
 
 
 def parse_message(text: str | None) -> dict[str, Any] | None:

@@ -245,3 +245,13 @@ def test_message_keeps_only_the_first_line_of_a_multi_line_subject():
 def test_parse_message_with_trailer_like_text_in_the_subject():
     provenance = stamp(SHA, "Document the [promptops abcd path#key] format", False, "prompts/a.yaml", "v1")
     assert parse_message(message(provenance)) == provenance
+
+
+def test_the_longest_key_key_room_allows_survives_with_the_path_left_out():
+    from promptops.provenance import key_room
+
+    key = "k" * key_room(72)
+    text = message(stamp("3f2c1ab" * 5 + "abcde", "A long subject line", True, "prompts/a/very/long/path.yaml", key), 72)
+    assert len(text) <= 72
+    parsed = parse_message(text)
+    assert (parsed["commit"], parsed["dirty"], parsed["version"], parsed["path"]) == ("3f2c1ab", True, key, "")

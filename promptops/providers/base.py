@@ -38,6 +38,8 @@ class Capabilities:
     requires ``provider`` and ``name``).
     ``chat_roles``: when set, a chat prompt must be exactly these roles, in this order, each with
     some text (PromptRails stores a system prompt and a user prompt, nothing else).
+    ``message_limit``: the most characters the provenance stamp may take (PromptLayer's commit
+    message); version keys longer than it can keep whole are a validation error.
     ``message_format``: the platform keeps the template format on each text message and reads a
     message without one as this format (PromptLayer: f-string), so a chat prompt of placeholders
     only can be stored in this format alone.
@@ -65,6 +67,7 @@ class Capabilities:
     model_requires: frozenset[str] = frozenset()
     chat_roles: tuple[str, ...] | None = None
     message_format: str | None = None
+    message_limit: int | None = None
 
 
 # What each provider kind can represent. Used by `validate` (offline) as well as by the planner,
@@ -82,7 +85,8 @@ CAPABILITIES: dict[str, Capabilities] = {
     "promptlayer": Capabilities(
         delete_prompt=False, template_formats=frozenset({"jinja2", "f-string"}), metadata=frozenset(),
         labels_on_create=True, tools_types=frozenset({"chat"}), model_requires=frozenset({"provider", "name"}),
-        message_format="f-string",
+        message_format="f-string", message_limit=72,
+        server_resolve=True,  # A/B releases made in its web app are invisible to the API, but it says who gets what
     ),
     # PromptRails: one current version (set_current on create, or promote), Jinja2 rendered by the
     # platform, a version is a system prompt and a user prompt (tools kept in its config).

@@ -28,8 +28,8 @@ import threading
 from typing import Any, Collection, Mapping
 
 from ..config import Target
-from ..digest import canonical_content
-from ..errors import ProviderError
+from ..digest import canonical_content, sha256_of
+from ..errors import PromptOpsError, ProviderError
 from ..http import HttpSettings, NotFound, RemoteError
 from ..model import RemotePrompt, RemoteState, RemoteVersion
 from ..provenance import message, parse_message
@@ -139,9 +139,16 @@ class PromptLayerProvider(RemoteProvider):
                             labels={label: str(number) for label, (_, number) in sorted(labels.items())})
 
     def _version(self, name: str, row: Mapping[str, Any]) -> RemoteVersion:
-        content = self.to_content(row.get("prompt_template") or {}, row.get("metadata"))
-        return RemoteVersion(id=str(row["version"]), digest=self._digest(name, row.get("version"), content),
-                             content=content,
+        template, metadata = row.get("prompt_template") or {}, row.get("metadata")
+        content = self.to_content(template, metadata)
+        digest = self._digest(name, row.get("version"), content)
+        if unmapped(template, metadata):
+            # It holds what promptops never writes (a version made in the web app): its content
+            # is shown as near as promptops can, but its digest is its own, so no file reads as
+            # equal to it and the plan makes the file's version instead.
+            with self.http.parsing(f"version {row.get('version')} of {name!r}", row):
+                digest = sha256_of({"promptlayer": {"prompt_template": template, "metadata": metadata}})
+        return RemoteVersion(id=str(row["version"]), digest=digest, content=content,
                              provenance=parse_message(row.get("commit_message")), created_at=row.get("created_at"))
 
     # ------------------------------------------------------------------ content mapping
@@ -286,6 +293,20 @@ class PromptLayerProvider(RemoteProvider):
             raise ProviderError(f"target {self.target.name!r}: PromptLayer has no prompt template {prompt!r}")
         return tid
 
+    def resolve_user(self, prompt: str, label: str, user: str) -> str:
+        """The version PromptLayer serves ``user`` for ``label``: an A/B release set in its web app
+        (invisible to the API) splits a label by request metadata, so the platform is asked, with
+        the user as ``metadata_filters.user_id`` (``POST /prompt-templates/{id}``)."""
+        try:
+            body = self.http.request("POST", f"/prompt-templates/{self._template_id(prompt)}", idempotent=True,
+                                     json_body={"label": label, "metadata_filters": {"user_id": user},
+                                                "skip_input_variable_rendering": True},
+                                     what=f"resolve {prompt!r} {label}")
+        except NotFound:
+            raise PromptOpsError(f"prompt {prompt!r} has no label {label!r} on target {self.target.name!r} "
+                                 "(promptlayer)") from None
+        return str(self.http.expect(body, "version", int))
+
     def set_traffic(self, prompt: str, label: str, weights: Mapping[str, int] | None) -> None:
         raise ProviderError(f"target {self.target.name!r}: PromptLayer's A/B releases are set in its web app only; "
                             "the API cannot split traffic")
@@ -295,6 +316,53 @@ class PromptLayerProvider(RemoteProvider):
 
     def delete_prompt(self, prompt: str) -> None:
         raise ProviderError(f"target {self.target.name!r}: PromptLayer's API cannot delete a prompt template")
+
+
+_UNSET = (None, "", [], {})
+
+
+def unmapped(template: Mapping[str, Any], metadata: Any) -> list[str]:
+    """What a stored version holds that promptops never writes, and so cannot compare: empty when
+    :meth:`PromptLayerProvider.to_content` reads it exactly. Values the platform fills in by
+    default (null names, ``function_call: "none"``, empty ``functions``) count as unset."""
+    found: list[str] = []
+    kind = template.get("type")
+    if kind == "completion":
+        if not _one_text_block(template.get("content")):
+            found.append("content blocks")
+    elif kind == "chat":
+        formats = set()
+        for m in template.get("messages") or ():
+            if m.get("role") == "placeholder":
+                continue
+            formats.add(m.get("template_format") or DEFAULT_FORMAT)
+            if not _one_text_block(m.get("content")):
+                found.append("content blocks")
+            found += [key for key in ("name", "tool_calls", "tool_call_id") if m.get(key) not in _UNSET]
+            if m.get("function_call") not in (*_UNSET, "none", "auto"):
+                found.append("function_call")
+        if len(formats) > 1:
+            found.append("template formats")
+        if template.get("functions") not in _UNSET:
+            found.append("functions")
+        if template.get("function_call") not in (*_UNSET, "none", "auto"):
+            found.append("function_call")
+        if template.get("tool_choice") not in (*_UNSET, "auto"):
+            found.append("tool_choice")
+    else:
+        found.append("type")
+    model = metadata.get("model") if isinstance(metadata, Mapping) else None
+    if isinstance(model, Mapping):
+        params = model.get("parameters")
+        if isinstance(params, Mapping) and set(params) & set(_MODEL_KEYS):
+            found.append("model parameters")
+        found += [f"model {k}" for k, v in model.items() if k not in (*_MODEL_KEYS, "parameters") and v not in _UNSET]
+    return found
+
+
+def _one_text_block(blocks: Any) -> bool:
+    return (isinstance(blocks, list) and len(blocks) == 1 and isinstance(blocks[0], Mapping)
+            and blocks[0].get("type") == "text")
 
 
 def _block(text: str) -> dict[str, str]:

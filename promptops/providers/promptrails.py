@@ -56,11 +56,13 @@ class PromptRailsProvider(RemoteProvider):
     def __init__(self, target: Target, *, transport: Any = None, sleep: Any = None):
         key = target.secret("api_key")
         headers = {"X-API-Key": key}
+        hint = f"the key in {target.credentials['api_key']}"
         if "workspace_id" in target.credentials:
             headers["X-Workspace-ID"] = target.secret("workspace_id")
+            hint += f" and the workspace in {target.credentials['workspace_id']}"
         settings = HttpSettings(
             base_url=target.base_url or DEFAULT_URL, target=target.name, headers=headers, secrets=(key,),
-            auth_hint=f"the key in {target.credentials['api_key']}", timeout=target.timeout, transport=transport,
+            auth_hint=hint, timeout=target.timeout, transport=transport,
             rate_limits=target.rate_limits, platform="PromptRails")
         super().__init__(target, settings, sleep)
         self.pointer = target.labels[0] if target.labels else DEFAULT_LABEL
@@ -276,12 +278,13 @@ class PromptRailsProvider(RemoteProvider):
         pid = segment(self._prompt_id(prompt, create=False) or "")
         path = f"{API}/{pid}/versions/{segment(self._server_id(prompt, version_id))}/promote"
         what = f"make version {version_id} of {prompt!r} current"
+        verb = self._promote_verb  # read once: another thread may switch it meanwhile
         try:
             # promoting a version twice leaves it current: a lost answer may be retried
-            self.http.request(self._promote_verb, path, json_body={}, idempotent=True, what=what)
+            self.http.request(verb, path, json_body={}, idempotent=True, what=what)
         except RemoteError as exc:
             # the Python SDK and the official local emulator promote with PUT, API v2 with POST
-            if exc.status not in (404, 405) or self._promote_verb != "POST":
+            if exc.status not in (404, 405) or verb != "POST":
                 raise
             self.http.request("PUT", path, json_body={}, idempotent=True, what=what)
             self._promote_verb = "PUT"
