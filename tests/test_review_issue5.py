@@ -1,8 +1,8 @@
 """Review of the PromptLayer and PromptRails providers (issue 5): the CLI against the emulators run
 as real servers, and the provider classes in-process.
 
-Tests named ``test_bug_*`` show a bug found in the review and fail until it is fixed; the others
-pin behaviour the review checked and found correct.
+Tests named ``test_bug_*`` pin the fixes of the bugs the review found (each failed before its fix);
+the others pin behaviour the review checked and found correct.
 """
 from __future__ import annotations
 
