@@ -34,14 +34,29 @@ template: |
 labels: [production]
 """
 
+# The promptops-validate hook of this repository's .pre-commit-hooks.yaml as a `repo: local` hook:
+# the same id, name, entry, files and exclude (tests/test_precommit.py keeps them in sync). Local
+# rather than `repo: <url>` + `rev:` because promptops has no public URL or PyPI release to pin yet
+# (the PyPI name is another project): a remote entry would be a placeholder that fails until edited.
+# `language: system` runs the promptops installed where `promptops init` ran, the one that plans and
+# applies. The snippet's comment shows the remote form, in which pre-commit installs promptops.
 PRE_COMMIT_HOOK = """\
+  # promptops-validate runs the promptops installed where pre-commit runs (language: system).
+  # To let pre-commit install a pinned promptops itself, use this instead:
+  #   - repo: https://github.com/<owner>/promptops    # where you get promptops from
+  #     rev: v0.1.0
+  #     hooks:
+  #       - id: promptops-validate
+  # files: follows prompts: in promptops.yaml; change both together.
   - repo: local
     hooks:
       - id: promptops-validate
         name: promptops validate
         entry: promptops validate
         language: system
-        files: (?i)^(prompts/.*\\.ya?ml|promptops\\.yaml)$
+        files: ^(prompts/.*\\.(?i:ya?ml)|promptops\\.yaml)$
+        exclude: /\\.
+        pass_filenames: true
 """
 PRE_COMMIT = "repos:\n" + PRE_COMMIT_HOOK
 
