@@ -21,6 +21,7 @@ from .commands import (
     apply_cmd,
     drift_cmd,
     history_cmd,
+    import_cmd,
     init_cmd,
     plan_cmd,
     render_cmd,
@@ -53,7 +54,8 @@ def cli(ctx: click.Context, directory: str, debug: bool, no_color: bool) -> None
     ctx.obj = App(Path.cwd(), _wants_color(no_color), directory)
 
 
-for _command in (init_cmd, validate_cmd, plan_cmd, apply_cmd, show_cmd, render_cmd, resolve_cmd, history_cmd, drift_cmd):
+for _command in (init_cmd, validate_cmd, plan_cmd, apply_cmd, show_cmd, render_cmd, resolve_cmd, history_cmd, drift_cmd,
+                 import_cmd):
     cli.add_command(_command)
 
 

@@ -370,6 +370,51 @@ def history_cmd(app: App, name: str, target_name: str | None, as_json: bool) -> 
     return 0
 
 
+# --------------------------------------------------------------------------- import
+
+
+@click.command("import")
+@click.argument("names", nargs=-1, metavar="[NAMES]...")
+@click.option("-t", "--target", "target_name", metavar="TARGET", help="Target to read (default: default_target).")
+@click.option("--force", is_flag=True, help="Overwrite the files of prompts that already have one.")
+@click.option("--dry-run", is_flag=True, help="Check everything and say what would be written; write nothing.")
+@common_options
+@pass_app
+def import_cmd(app: App, names: tuple[str, ...], target_name: str | None, force: bool, dry_run: bool) -> int:
+    """Write prompt files from what a target holds now (all its prompts, or NAMES): the versions its
+    labels and traffic splits point at, so that `promptops plan` right after shows no changes.
+    Existing files are kept unless --force. Exit 1 when any prompt was not imported."""
+    from .importer import import_prompts
+
+    config = load_project_config(app)
+    target = config.target(target_name)
+    provider = open_provider(target, config.root)
+    try:
+        _echo(f'Importing from target "{target.name}" ({target.provider})...\n', err=True)
+        result = import_prompts(config, target, provider, names, force=force, dry_run=dry_run)
+    finally:
+        provider.close()
+    verb = "would write" if dry_run else "wrote"
+    for outcome in result.outcomes:
+        if outcome.ok:
+            replaced = " (replaced)" if outcome.replaced else ""
+            _echo(f"{verb} {outcome.path}{replaced}: {outcome.detail}")
+        else:
+            _echo(f"Error: {outcome.error}", err=True)
+    if not result.outcomes:
+        _echo(f'Target "{target.name}" ({target.provider}) holds no prompts; nothing to import.')
+        return 0
+    done, failed = len(result.imported), len(result.failed)
+    tail = f", {failed} not imported" if failed else ""
+    if dry_run:
+        _echo(f"\nDry run: {rendering.plural(done, 'prompt')} would be imported{tail}; nothing was written.")
+    else:
+        _echo(f"\nImport complete! {rendering.plural(done, 'prompt')} imported{tail}.")
+        if done:
+            _echo(f"Run `{app.command(f'plan -t {target.name}')}`: it shows no changes for the imported prompts.")
+    return 1 if failed else 0
+
+
 # --------------------------------------------------------------------------- drift
 
 
