@@ -13,9 +13,11 @@ is only a move; a traffic split is set, changed and removed, a canary of a new v
 and reverted, each time with a clean re-plan; a label moved outside promptops is drift that apply
 undoes; a saved plan is refused once the remote changed; what a target cannot represent is a
 plan-time error naming the target, before any request; apply refuses uncommitted files on remote
-targets; wrong credentials name the variables, never the secret. Where the platform has them: a
-label dropped from the file is removed, a description change is one metadata update, and
-``--prune`` deletes a prompt whose file was removed (elsewhere each is a warning and no request).
+targets; wrong credentials name the variables, never the secret; ``import`` writes files from what
+the target holds (versions made outside promptops included) and a plan right after is clean. Where
+the platform has them: a label dropped from the file is removed, a description change is one
+metadata update, and ``--prune`` deletes a prompt whose file was removed (elsewhere each is a
+warning and no request).
 
 The scenarios use the label ``production`` (PromptLab's one pointer, its current deployment;
 PromptRails' one pointer, its current version); many-label providers also carry ``staging``.
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import shutil
 import sqlite3
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -41,6 +44,7 @@ from urllib.parse import quote
 
 import httpx
 import pytest
+import yaml
 
 from conftest import commit, git, init_repo, write
 from emulators.langfuse import LangfuseEmulator
@@ -48,6 +52,8 @@ from emulators.promptlab import PromptLabEmulator
 from emulators.promptlayer import PromptLayerEmulator
 from emulators.promptrails import PromptRailsEmulator
 from promptops.digest import canonical_content, content_digest, short_digest
+from promptops.importer import OUTSIDE
+from promptops.providers.base import CAPABILITIES
 
 # --------------------------------------------------------------------------- the platforms
 
@@ -855,3 +861,192 @@ def test_wrong_credentials_name_the_variables_and_never_print_the_secret(cli, pl
 def test_a_promptlayer_model_provider_that_is_not_text_is_a_plan_time_error(cli, platform, value):
     write(platform.root, FILE, greet(platform, extra=f"model: {{provider: {value}, name: gpt-4o}}\n"))
     assert_refused(cli, platform, "provider")
+
+
+# --------------------------------------------------------------------------- import
+
+
+ASSIST, ASSIST_FILE = "assist", "prompts/assist.yaml"
+
+
+def model_yaml(p: Platform) -> str:
+    """Model config the platform can hold (PromptLab: none; PromptLayer needs a provider)."""
+    if p.kind == "promptlab":
+        return ""
+    provider = "provider: openai, " if p.kind == "promptlayer" else ""
+    return f"model: {{{provider}name: gpt-4o, temperature: 0.2}}\n"
+
+
+def assist(p: Platform) -> str:
+    """A chat prompt in the shape the platform holds (PromptRails: system + user), with CRLF,
+    trailing spaces and a placeholder where there can be one."""
+    placeholder = "  - {placeholder: history}\n" if p.kind != "promptrails" else ""
+    fmt = "" if p.fmt == "mustache" else f"template_format: {p.fmt}\n"
+    return (f"type: chat\n{fmt}" + model_yaml(p) + "messages:\n"
+            '  - {role: system, content: "You help with {{product}}.\\r\\n\\tBe brief.  "}\n'
+            + placeholder + '  - {role: user, content: "{{question}}\\n"}\n' + "labels: [production]\n")
+
+
+def import_(cli, p: Platform, *args: str):
+    return cli("-C", p.root, "import", "-t", p.target, "--no-color", *args)
+
+
+def imported(p: Platform, rel: str) -> dict:
+    return yaml.safe_load((p.root / rel).read_text(encoding="utf-8"))
+
+
+def create_outside(p: Platform, template: str) -> None:
+    """A third version of greet, made past promptops (no provenance stamp: the registry's table,
+    the platform's own API or the emulator's state), with production on it."""
+    if p.kind == "promptrails":  # its version id is the platform's own choice; current from the start
+        p.emu.seed(NAME, user_prompt=template, current=True)
+        return
+    if p.kind == "local":
+        content = canonical_content(type="text", template_format="mustache", template=template)
+        conn = sqlite3.connect(p.root / ".promptops" / "registry.db")
+        with conn:
+            conn.execute("INSERT INTO versions (prompt_id, number, digest, content, provenance, created_at) "
+                         "SELECT id, 3, ?, ?, NULL, '2024-05-01T12:00:00.000+00:00' FROM prompts WHERE name = ?",
+                         (content_digest(content), json.dumps(content), NAME))
+        conn.close()
+    elif p.kind == "langfuse":
+        r = httpx.post(f"{p.url}/api/public/v2/prompts", auth=p.auth,
+                       json={"name": NAME, "type": "text", "prompt": template, "labels": []})
+        assert r.status_code in (200, 201), r.text
+    elif p.kind == "promptlayer":
+        p.emu.seed(NAME, {"type": "completion", "content": [{"type": "text", "text": template}],
+                          "input_variables": ["name"], "template_format": "jinja2"})
+    else:
+        p.emu.add_version(NAME, template)
+    p.move_outside(NAME, "production", 3)
+
+
+@on(*ALL)
+def test_import_writes_files_that_plan_clean_and_never_overwrites_without_force(cli, platform):
+    p = platform
+    traffic = {"a": 90, "b": 10} if p.kind in TRAFFIC else None
+    write(p.root, FILE, greet(p, traffic=traffic, extra=model_yaml(p) + "description: Greets a customer\n"))
+    if p.kind != "promptlab":
+        write(p.root, ASSIST_FILE, assist(p))
+    commit(p.root, "Add prompts")
+    apply(cli, p)
+    writes = p.writes() if p.emu is not None else None
+    shutil.rmtree(p.root / "prompts")
+
+    r = import_(cli, p)
+    assert r.code == 0, r.out + r.err
+    names = [NAME] + ([ASSIST] if p.kind != "promptlab" else [])
+    assert [line.split(":")[0] for line in r.out.splitlines() if line.startswith("wrote ")] == sorted(
+        f"wrote prompts/{n}.yaml" for n in names)
+    assert "Import complete! " + (f"{len(names)} prompts" if len(names) > 1 else "1 prompt") + " imported." in r.out
+    assert "Traceback" not in r.err
+    if p.emu is not None:
+        assert p.writes() == writes  # import only reads
+    r = cli("-C", p.root, "validate")
+    assert r.code == 0, r.out + r.err
+    assert_clean(cli, p)
+
+    data = imported(p, FILE)
+    if p.kind == "promptrails":  # one pointer, no split: only a is live, in the short form
+        assert (data["template"], data["labels"]) == (A, ["production"])
+        assert "versions" not in data
+    else:
+        assert list(data["versions"]) == ["a", "b"]  # the keys promptops stamped on the versions
+        assert [v["template"] for v in data["versions"].values()] == [A, B]
+        assert data["labels"] == {"production": "a", **({"staging": "b"} if p.many_labels else {})}  # no 'latest'
+        assert all("model" not in v for v in data["versions"].values())
+    assert data.get("traffic") == ({"production": {"a": 90, "b": 10}} if traffic else None)
+    if p.kind != "promptlab":
+        assert data["model"]["name"] == "gpt-4o" and data["model"]["temperature"] == 0.2  # one model: on the prompt
+    assert ("description" in data) == ("description" in CAPABILITIES[p.kind].metadata)
+    if p.kind != "promptlab":
+        chat = imported(p, ASSIST_FILE)
+        assert chat["labels"] == ["production"] and "versions" not in chat  # the short form
+        assert chat["messages"][0]["content"] == "You help with {{product}}.\r\n\tBe brief.  "
+
+    # an existing file is never overwritten without --force, and nothing else is written then
+    before = (p.root / FILE).read_bytes()
+    r = import_(cli, p, NAME)
+    assert r.code == 1, r.out + r.err
+    assert f"Error: {NAME}: not imported: {FILE} already declares prompt {NAME!r} (--force overwrites it" in r.err
+    assert (p.root / FILE).read_bytes() == before
+    r = import_(cli, p, NAME, "--force")
+    assert r.code == 0, r.out + r.err
+    assert f"wrote {FILE} (replaced): " in r.out
+    assert_clean(cli, p)
+
+
+@on(*ALL)
+def test_import_picks_up_a_version_made_outside_promptops(cli, platform):
+    p = platform
+    write(p.root, FILE, greet(p, extra=model_yaml(p)))
+    commit(p.root, "Add greet")
+    apply(cli, p)
+    create_outside(p, "Howdy {{name}}")
+    shutil.rmtree(p.root / "prompts")
+
+    r = import_(cli, p)
+    assert r.code == 0, r.out + r.err
+    assert f"({OUTSIDE})" in r.out
+    text = (p.root / FILE).read_text(encoding="utf-8")
+    assert f"# Imported by `promptops import` from target \"{p.target}\" ({p.kind})" in text
+    assert OUTSIDE in text.splitlines()[1]
+    data = imported(p, FILE)
+    if p.many_labels:  # staging still on b: two versions, keyed by the stamp and by the remote id
+        assert list(data["versions"]) == ["b", "v3"]
+        assert data["versions"]["v3"] == {"template": "Howdy {{name}}"}
+        assert data["labels"] == {"production": "v3", "staging": "b"}
+        # the versions' model configs differ now: each version says its own
+        assert "model" not in data and data["versions"]["b"]["model"]["temperature"] == 0.2
+    else:  # one pointer: the outside version alone, in the short form
+        assert (data["template"], data["labels"]) == ("Howdy {{name}}", ["production"])
+        assert "model" not in data
+    r = cli("-C", p.root, "validate")
+    assert r.code == 0, r.out + r.err
+    assert_clean(cli, p)
+
+
+@on("promptlayer")
+def test_import_reports_a_version_a_file_cannot_express_and_imports_the_rest(cli, platform):
+    p = platform
+    write(p.root, FILE, greet(p))
+    commit(p.root, "Add greet")
+    apply(cli, p)
+    # made in PromptLayer's web app: two content blocks, which promptops never writes
+    p.emu.seed("blocks", {"type": "completion", "template_format": "jinja2",
+                          "content": [{"type": "text", "text": "One"}, {"type": "text", "text": "Two"}]},
+               release_labels=["production"])
+    shutil.rmtree(p.root / "prompts")
+
+    r = import_(cli, p)
+    assert r.code == 1, r.out + r.err
+    assert "Error: blocks: not imported: version v1 holds what a prompt file cannot express" in r.err
+    assert "Import complete! 1 prompt imported, 1 not imported." in r.out
+    assert not (p.root / "prompts" / "blocks.yaml").exists()
+    assert (p.root / FILE).exists()
+    r = cli("-C", p.root, "plan", "-t", p.target, "--no-color", "--detailed-exitcode")
+    assert r.code == 0, r.out + r.err
+
+
+@on(*TRAFFIC)
+def test_import_picks_up_a_traffic_split_set_outside_promptops(cli, platform):
+    p = platform
+    applied(cli, p)
+    if p.kind == "local":
+        conn = sqlite3.connect(p.root / ".promptops" / "registry.db")
+        with conn:
+            conn.execute("INSERT INTO traffic (prompt_id, label, weights) SELECT id, 'production', ? FROM prompts "
+                         "WHERE name = ?", (json.dumps({"1": 70, "2": 30}), NAME))
+        conn.close()
+    else:
+        p.emu.deploy(NAME, {"v1": 70, "v2": 30}, label="production")
+    assert p.traffic(NAME) == {p.rid(1): 70, p.rid(2): 30}
+    shutil.rmtree(p.root / "prompts")
+
+    r = import_(cli, p)
+    assert r.code == 0, r.out + r.err
+    assert "1 traffic split (production)" in r.out
+    data = imported(p, FILE)
+    assert data["traffic"] == {"production": {"a": 70, "b": 30}}
+    assert data["labels"]["production"] == "a"
+    assert_clean(cli, p)
