@@ -9,6 +9,7 @@ import importlib
 from typing import Any
 
 EMULATORS = {
+    "github": "github:GitHubEmulator",
     "langfuse": "langfuse:LangfuseEmulator",
     "promptlab": "promptlab:PromptLabEmulator",
     "promptlayer": "promptlayer:PromptLayerEmulator",
