@@ -22,6 +22,7 @@ import os
 import re
 import sys
 import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
@@ -139,7 +140,7 @@ class GitHub:
                  clock: Callable[[], float] = time.time):
         self.repository = _repository(repository)
         self.api_url = _api_url(api_url)
-        self._transport = _Transport(transport or httpx.HTTPTransport(), clock)
+        self._transport = _Transport(transport or _network(self.api_url), clock)
         self._http = _Http(HttpSettings(
             base_url=self.api_url, target="github", platform="GitHub",
             headers={"Authorization": f"Bearer {token}", "Accept": "application/vnd.github+json",
@@ -318,6 +319,17 @@ def _api_url(url: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.hostname or (parts.scheme == "http" and not loopback):
         raise click.UsageError(f"GITHUB_API_URL must be an https:// URL (http:// only for localhost), not {url!r}")
     return url.rstrip("/")
+
+
+def _network(api_url: str) -> httpx.BaseTransport:
+    """The real transport, through the proxy the environment names (HTTPS_PROXY, NO_PROXY): httpx
+    reads those only when it makes its own transport, and this one wraps it."""
+    parts = urlsplit(api_url)
+    host = parts.hostname or ""
+    proxy = urllib.request.getproxies().get(parts.scheme)
+    if proxy and host not in ("localhost", "127.0.0.1", "::1") and not urllib.request.proxy_bypass(host):
+        return httpx.HTTPTransport(proxy=proxy)
+    return httpx.HTTPTransport()
 
 
 def _origin(url: str) -> str:

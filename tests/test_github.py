@@ -13,6 +13,7 @@ from promptops.github import (
     GitHub,
     GitHubError,
     Marker,
+    _network,
     annotations,
     append_summary,
     comment_bodies,
@@ -277,6 +278,22 @@ def test_a_spent_hourly_limit_is_reported_at_once(emu, gh, sleeps):
     with pytest.raises(GitHubError, match="rate limit"):
         gh.comments(emu.open_pull())
     assert sleeps == []
+
+
+@pytest.mark.parametrize("url, env, proxied", [
+    ("https://api.github.com", {"HTTPS_PROXY": "http://proxy.example:3128"}, True),
+    ("https://api.github.com", {"HTTPS_PROXY": "http://proxy.example:3128", "NO_PROXY": "api.github.com"}, False),
+    ("http://127.0.0.1:8080", {"HTTP_PROXY": "http://proxy.example:3128"}, False),
+    ("https://api.github.com", {}, False),
+])
+def test_the_environment_proxy_is_honoured(monkeypatch, url, env, proxied):
+    for var in ("HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY", "https_proxy", "http_proxy", "no_proxy", "ALL_PROXY",
+                "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    transport = _network(url)
+    assert (type(transport._pool).__name__ == "HTTPProxy") is proxied
 
 
 def test_the_api_url_must_be_https_except_for_loopback():
