@@ -1021,7 +1021,7 @@ def test_import_reports_a_version_a_file_cannot_express_and_imports_the_rest(cli
     r = import_(cli, p)
     assert r.code == 1, r.out + r.err
     assert "Error: blocks: not imported: version v1 holds what a prompt file cannot express" in r.err
-    assert "Import complete! 1 prompt imported, 1 not imported." in r.out
+    assert "Import incomplete: 1 prompt imported, 1 not imported (see the errors above)." in r.out
     assert not (p.root / "prompts" / "blocks.yaml").exists()
     assert (p.root / FILE).exists()
     r = cli("-C", p.root, "plan", "-t", p.target, "--no-color", "--detailed-exitcode")

@@ -296,7 +296,7 @@ def test_names_select_prompts_and_an_unknown_name_is_an_error_naming_close_ones(
     assert r.code == 1, r.out + r.err
     assert "Error: prompt 'suport/reply' does not exist on target 'local' (local); did you mean 'support/reply'?" \
         in r.err
-    assert "Import complete! 1 prompt imported, 1 not imported." in r.out
+    assert "Import incomplete: 1 prompt imported, 1 not imported (see the errors above)." in r.out
     assert sorted(p.name for p in (project / "prompts").rglob("*.yaml")) == ["summarize.yaml"]
     r = run_import(cli, project, "support/reply")
     assert r.code == 0, r.out + r.err
@@ -312,7 +312,7 @@ def test_an_existing_file_is_never_overwritten_without_force(cli, project):
     assert r.err.splitlines()[-1] == ("Error: p: not imported: prompts/p.yaml already declares prompt 'p' "
                                       "(--force overwrites it with what the target holds)")
     assert mine.read_text() == "template: Mine\nlabels: [production]\n"
-    assert "Import complete! 0 prompts imported, 1 not imported." in r.out
+    assert "Import incomplete: 0 prompts imported, 1 not imported (see the errors above)." in r.out
     r = run_import(cli, project, "--force")
     assert r.code == 0, r.out + r.err
     assert "wrote prompts/p.yaml (replaced): " in r.out
@@ -363,7 +363,7 @@ def test_one_prompt_refused_does_not_stop_the_others(cli, project):
     r = run_import(cli, project)
     assert r.code == 1
     assert "wrote prompts/b.yaml: " in r.out and "Error: a: not imported:" in r.err
-    assert "Import complete! 1 prompt imported, 1 not imported." in r.out
+    assert "Import incomplete: 1 prompt imported, 1 not imported (see the errors above)." in r.out
 
 
 def test_dry_run_checks_everything_and_writes_nothing(cli, project):

@@ -1,5 +1,5 @@
-"""Review of issue 6 (pre-commit hook, GitHub Action, import, drift): failing tests for what the
-review found wrong.
+"""Review of issue 6 (pre-commit hook, GitHub Action, import, drift): pins the fix of what the
+review found wrong (the test failed before it).
 
 Import, like terraform's apply/import, must not announce success when nothing was imported: with
 every requested prompt refused, the run ends on "Import complete! 0 prompts imported, 1 not
