@@ -653,7 +653,8 @@ def _escape(value: str, prop: bool) -> str:
 
 
 def pull_request(env: Mapping[str, str]) -> tuple[int, bool]:
-    """The pull request number of the triggering event, and whether it comes from a fork."""
+    """The pull request number of the triggering event, and whether its token is read-only (a
+    fork's, a deleted fork's, or Dependabot's pull request)."""
     path = env.get("GITHUB_EVENT_PATH", "")
     if not path:
         raise click.UsageError("GITHUB_EVENT_PATH is not set: run this in a GitHub Actions job triggered by "
@@ -671,7 +672,10 @@ def pull_request(env: Mapping[str, str]) -> tuple[int, bool]:
                                "comment only on pull_request events, or pass --pr NUMBER")
     head = ((pr.get("head") or {}).get("repo") or {}).get("full_name")
     base = ((pr.get("base") or {}).get("repo") or {}).get("full_name")
-    return int(pr["number"]), bool(head and base and head != base)
+    # read-only tokens: a fork's pull request, one whose fork was deleted (no head repo), and
+    # Dependabot's pull requests
+    read_only = (head != base if base else False) or env.get("GITHUB_ACTOR") == "dependabot[bot]"
+    return int(pr["number"]), bool(read_only)
 
 
 def run_url(env: Mapping[str, str]) -> str:
@@ -728,8 +732,8 @@ def comment_cmd(target: str, directory: str, file: str, number: int | None) -> i
             result = sticky_comment(github, number, Marker("plan", target, directory), markdown)
         except GitHubError as exc:
             if exc.status == 403 and fork:
-                click.echo(f"::warning::pull request #{number} comes from a fork, whose token is read-only: the "
-                           "plan is in the job summary, not in a comment")
+                click.echo(f"::warning::pull request #{number} gets a read-only token (a fork's or Dependabot's): "
+                           "the plan is in the job summary, not in a comment")
                 return 0
             raise
     click.echo(f"promptops: {result.describe(number)}")

@@ -430,7 +430,16 @@ def test_cli_a_fork_pull_request_only_warns(emu, actions_env, tmp_path, capsys):
     actions_env(pr_event(pr, head="mallory/prompts"), GITHUB_TOKEN="ghs_readonly")
     (tmp_path / "plan.md").write_text("plan")
     assert main(["comment", "--file", str(tmp_path / "plan.md")]) == 0
-    assert "::warning::pull request #1 comes from a fork" in capsys.readouterr().out
+    assert "::warning::pull request #1 gets a read-only token" in capsys.readouterr().out
+
+
+def test_cli_a_dependabot_pull_request_only_warns(emu, actions_env, tmp_path, capsys):
+    # Dependabot's pull requests come from the repository itself but get a read-only token
+    pr = emu.open_pull()
+    actions_env(pr_event(pr), GITHUB_TOKEN="ghs_readonly", GITHUB_ACTOR="dependabot[bot]")
+    (tmp_path / "plan.md").write_text("plan")
+    assert main(["comment", "--file", str(tmp_path / "plan.md")]) == 0
+    assert "::warning::pull request #1 gets a read-only token" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("args, env, message", [
