@@ -39,8 +39,9 @@ from .remote import RemoteProvider
 
 DEFAULT_URL = "https://api.promptlayer.com"
 PER_PAGE = 100
-COMMIT_MESSAGE_LIMIT = 72  # the API's limit
-DEFAULT_FORMAT = "f-string"  # what PromptLayer assumes when a message names no format
+# From the capabilities validate checks files against, so the two never disagree:
+COMMIT_MESSAGE_LIMIT = int(CAPABILITIES["promptlayer"].message_limit)  # type: ignore[arg-type]  # the API's 72
+DEFAULT_FORMAT = str(CAPABILITIES["promptlayer"].message_format)  # a message naming no format is f-string
 _MODEL_KEYS = ("provider", "name")  # metadata.model keys besides "parameters"
 
 
@@ -111,7 +112,7 @@ class PromptLayerProvider(RemoteProvider):
         """The label list (``number`` None) or one version of template ``tid``; None for a version
         that is not there."""
         if number is None:
-            return self.http.get(f"/prompt-templates/{tid}/labels", what=f"read the labels of {name!r}")
+            return self._get_labels(tid, name)
         try:
             # the raw version: snippets unresolved (promptops compares what is stored), no llm_kwargs
             return self.http.get(f"/prompt-templates/{tid}", what=f"read {name!r} version {number}",
@@ -119,6 +120,10 @@ class PromptLayerProvider(RemoteProvider):
                                          "include_llm_kwargs": "false"})
         except NotFound:
             return None
+
+    def _get_labels(self, tid: int, name: str) -> Any:
+        """The answer of ``GET /prompt-templates/{tid}/labels`` (parsed by :meth:`_store_labels`)."""
+        return self.http.get(f"/prompt-templates/{tid}/labels", what=f"read the labels of {name!r}")
 
     def _store_labels(self, name: str, body: Any) -> dict[str, tuple[int, int]]:
         """The labels of a ``/labels`` answer, {label: (label id, version number)}, remembered."""
@@ -141,13 +146,14 @@ class PromptLayerProvider(RemoteProvider):
     def _version(self, name: str, row: Mapping[str, Any]) -> RemoteVersion:
         template, metadata = row.get("prompt_template") or {}, row.get("metadata")
         content = self.to_content(template, metadata)
-        digest = self._digest(name, row.get("version"), content)
         if unmapped(template, metadata):
             # It holds what promptops never writes (a version made in the web app): its content
             # is shown as near as promptops can, but its digest is its own, so no file reads as
             # equal to it and the plan makes the file's version instead.
             with self.http.parsing(f"version {row.get('version')} of {name!r}", row):
                 digest = sha256_of({"promptlayer": {"prompt_template": template, "metadata": metadata}})
+        else:
+            digest = self._digest(name, row.get("version"), content)
         return RemoteVersion(id=str(row["version"]), digest=digest, content=content,
                              provenance=parse_message(row.get("commit_message")), created_at=row.get("created_at"))
 
@@ -278,8 +284,7 @@ class PromptLayerProvider(RemoteProvider):
         with self._lock:
             labels = None if fresh else self._labels.get(prompt)
         if labels is None:
-            labels = self._store_labels(prompt, self.http.get(f"/prompt-templates/{self._template_id(prompt)}/labels",
-                                                              what=f"read the labels of {prompt!r}"))
+            labels = self._store_labels(prompt, self._get_labels(self._template_id(prompt), prompt))
         return labels.get(label)
 
     def _template_id(self, prompt: str) -> int:

@@ -30,7 +30,7 @@ import threading
 from typing import Any, Collection, Mapping
 
 from ..config import Target
-from ..digest import canonical_content
+from ..digest import canonical_content, short_digest
 from ..errors import ProviderError
 from ..http import HttpSettings, NotFound, RemoteError, segment
 from ..model import RemotePrompt, RemoteState, RemoteVersion
@@ -122,8 +122,6 @@ class PromptRailsProvider(RemoteProvider):
             description = detail.get("description") or None
         shown = {server: local for local, server in ids.items()}
         labels = {self.pointer: shown[str(current)]} if current and str(current) in shown else {}
-        with self._lock:
-            self._versions.update({(name, local): server for local, server in ids.items()})
         return RemotePrompt(name=name, versions=versions, labels=labels, description=description)
 
     def _version_rows(self, name: str, pid: str) -> list[Mapping[str, Any]]:
@@ -143,8 +141,9 @@ class PromptRailsProvider(RemoteProvider):
 
     def _versions_of(self, name: str, rows: list[Mapping[str, Any]]
                      ) -> tuple[tuple[RemoteVersion, ...], dict[str, str]]:
-        """The versions oldest first, and shown id -> server id. A version is shown by its version
-        string, or by its server id when the string is not unique in the prompt (made by hand)."""
+        """The versions oldest first, and shown id -> server id (remembered for promote). A version
+        is shown by its version string, or by its server id when the string is not unique in the
+        prompt (made by hand)."""
         # oldest first by creation time; the server lists newest first, so equal times (a coarse
         # clock) keep the server's order reversed
         stamps = [str(r.get("created_at") or "") for r in rows]
@@ -159,6 +158,8 @@ class PromptRailsProvider(RemoteProvider):
             versions.append(RemoteVersion(id=shown, digest=self._digest(name, shown, content), content=content,
                                           provenance=parse_message(row.get("message")),
                                           created_at=row.get("created_at")))
+        with self._lock:
+            self._versions.update({(name, local): server for local, server in ids.items()})
         return tuple(versions), ids
 
     # ------------------------------------------------------------------ content mapping
@@ -196,7 +197,7 @@ class PromptRailsProvider(RemoteProvider):
     def create_version(self, new: NewVersion) -> str:
         fields = self.to_body(new.content)
         pid = self._prompt_id(new.prompt, create=True)
-        string = new.digest.split(":", 1)[-1][:12]
+        string = short_digest(new.digest)  # the version string: the digest's first 12 hex digits
         body = {"version": string, **fields, "set_current": self.pointer in new.labels,
                 "message": message(new.provenance, MESSAGE_LIMIT)}
         try:
@@ -217,13 +218,11 @@ class PromptRailsProvider(RemoteProvider):
     def _existing(self, new: NewVersion, pid: str, string: str) -> str:
         rows = self._version_rows(new.prompt, segment(pid))
         with self.http.parsing(f"the versions of {new.prompt!r}", rows):
-            versions, ids = self._versions_of(new.prompt, rows)
+            versions, _ = self._versions_of(new.prompt, rows)
         match = next((v for v in versions if v.id == string and v.digest == new.digest), None)
         if match is None:
             raise ProviderError(f"target {self.target.name!r}: {new.prompt!r} already has a version {string!r} with "
                                 "other content (made outside promptops); rename that version in PromptRails")
-        with self._lock:
-            self._versions.update({(new.prompt, k): v for k, v in ids.items()})
         if self.pointer in new.labels:
             self.move_label(new.prompt, self.pointer, string)
         return string
