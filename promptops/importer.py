@@ -41,13 +41,13 @@ from typing import Any, Iterable, Mapping, Sequence
 import yaml
 
 from .config import Config, Target
-from .digest import content_digest
+from .digest import canonical_json, content_digest
 from .errors import Diagnostic
-from .model import Action, RemotePrompt, RemoteVersion
+from .model import RemotePrompt, RemoteVersion
 from .plan import plan_prompt
 from .prompts import _peek_name, _valid_name, discover, load_prompt_file
 from .provenance import key_room
-from .render import plural, version_label
+from .render import describe_action, plural, version_label
 from .yamlload import load_yaml
 
 KEY_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -304,7 +304,7 @@ def _check_file(path: Path, config: Config, target: Target, remote: RemotePrompt
         return [f"version {missing[0]!r} of the file does not read back with the digest of any remote version"]
     actions, _warnings = plan_prompt(spec, remote, target)
     if actions:
-        return ["a plan right after would not be empty: " + "; ".join(_describe(a) for a in actions[:3])]
+        return ["a plan right after would not be empty: " + "; ".join(describe_action(a) for a in actions[:3])]
     return []
 
 
@@ -314,13 +314,6 @@ def _diagnostic_reason(errors: Sequence[Diagnostic]) -> str:
     shown = [d.message + (f" ({d.hint})" if d.hint else "") for d in errors[:3]]
     more = f"; and {len(errors) - 3} more" if len(errors) > 3 else ""
     return "the file would not validate: " + "; ".join(shown) + more
-
-
-def _describe(action: Action) -> str:
-    """``move label 'production'``, ``create version 'a'``, ``update metadata``."""
-    what = action.kind.replace("_", " ")
-    detail = getattr(action, "label", None) or getattr(action, "version", None)
-    return f"{what} {detail!r}" if isinstance(detail, str) else what
 
 
 # --------------------------------------------------------------------------- the file's content
@@ -519,8 +512,8 @@ def _id_key(rid: str, room: int) -> str:
 def _common(groups: Sequence[_Group], part: str) -> Any:
     """The model config (or tools) every group has, when they all have the same, else None."""
     values = [g.version.content.get(part) or ({} if part == "model" else []) for g in groups]
-    first = json.dumps(values[0], sort_keys=True)
-    return values[0] if all(json.dumps(v, sort_keys=True) == first for v in values) else None
+    first = canonical_json(values[0])  # "the same" as the digest means it
+    return values[0] if all(canonical_json(v) == first for v in values) else None
 
 
 def _body(content: Mapping[str, Any]) -> dict[str, Any]:
