@@ -44,6 +44,13 @@ _MODEL_KEY_ROLES = {
 DEFAULT_CONCURRENCY = {"local": 1, "langfuse": 8, "promptlayer": 4, "promptrails": 4, "promptlab": 4}
 
 
+def unsendable(value: str) -> str | None:
+    """The first character of ``value`` that cannot travel in an HTTP header as a credential
+    (anything but printable ASCII without spaces: a line break pasted with a key, a typographic
+    dash), or None. Callers say which variable holds it, never the value."""
+    return next((ch for ch in value if not ("!" <= ch <= "~")), None)
+
+
 @dataclass(frozen=True)
 class Target:
     """One configured target. ``credentials`` maps key -> environment variable name."""
@@ -82,9 +89,10 @@ class Target:
         """What of a prompt this target cannot represent, as (field, value) pairs: ("type", ptype),
         ("template_format", fmt), ("label", a reserved label), ("pointer", a label other than the
         one a single-pointer target maps, when its labels: does not say which it manages),
-        ("traffic", a managed label whose split the provider cannot hold). Empty when the target can hold the prompt as declared.
-        validate and the planner both ask this, and word the answer each for its place; what of a
-        version's content cannot be stored is :meth:`content_gaps`."""
+        ("traffic", a managed label whose split the provider cannot hold). Empty when the target
+        can hold the prompt as declared. validate and the planner both ask this, and word the
+        answer each for its place; what of a version's content cannot be stored is
+        :meth:`content_gaps`."""
         caps = self.capabilities
         found = [("type", ptype)] if ptype not in caps.types else []
         if fmt not in caps.template_formats:
@@ -161,7 +169,7 @@ class Target:
                               f"(credentials.{key}); export it before running promptops")
         # Credentials travel in HTTP headers: a line break or a non-ASCII character (pasted with
         # the key) would be refused there, in a message quoting the header. Said here, unquoted.
-        odd = next((ch for ch in value if not ("!" <= ch <= "~")), None)
+        odd = unsendable(value)
         if odd is not None:
             what = {"\n": "a line break", "\r": "a carriage return", " ": "a space", "\t": "a tab"}.get(
                 odd, f"the character U+{ord(odd):04X}")

@@ -31,6 +31,7 @@ from urllib.parse import quote, urlsplit
 import click
 import httpx
 
+from .config import unsendable
 from .errors import PromptOpsError, ProviderError
 from .http import HttpClient, HttpSettings, RemoteError
 
@@ -62,9 +63,10 @@ class GitHubError(PromptOpsError):
 
 class _Transport(httpx.BaseTransport):
     """GitHub's answers in the shape :class:`HttpClient` reads: a secondary rate limit (403, or a
-    429 without ``Retry-After``) becomes a 429 with the wait GitHub asks for, and a 422's
-    ``errors`` list joins its message. Keeps the last ``Link`` header: HttpClient returns bodies
-    only, and GitHub paginates by headers (one request at a time per client, so this is safe)."""
+    429 without ``Retry-After``) becomes a 429 with the wait GitHub asks for (a 422's ``errors``
+    list is read by the shared error parsing, ``http._detail``). Keeps the last ``Link`` header:
+    HttpClient returns bodies only, and GitHub paginates by headers (one request at a time per
+    client, so this is safe)."""
 
     def __init__(self, inner: httpx.BaseTransport, clock: Callable[[], float] = time.time):
         self.inner = inner
@@ -76,7 +78,7 @@ class _Transport(httpx.BaseTransport):
         if response.status_code < 300:
             self.link = response.headers.get("Link", "")
             return response
-        if response.status_code not in (403, 422, 429):
+        if response.status_code not in (403, 429):
             return response
         response.read()
         try:
@@ -85,11 +87,6 @@ class _Transport(httpx.BaseTransport):
             return response
         if not isinstance(body, dict):
             return response
-        if response.status_code == 422 and isinstance(body.get("errors"), list):
-            details = [e.get("message") or f"{e.get('field')} {e.get('code')}" if isinstance(e, dict) else str(e)
-                       for e in body["errors"]]
-            body = {**body, "message": f"{body.get('message', 'Validation Failed')}: {'; '.join(details)}"}
-            return _replaced(response, request, 422, body)
         wait = self._rate_limit_wait(response, str(body.get("message", "")))
         if wait is None:
             return response
@@ -120,11 +117,9 @@ class _Transport(httpx.BaseTransport):
 
 
 def _replaced(response: httpx.Response, request: httpx.Request, status: int, body: Any,
-              headers: Mapping[str, str] | None = None) -> httpx.Response:
-    keep = headers if headers is not None else {
-        k: v for k, v in response.headers.items() if k.lower() not in ("content-length", "content-encoding")}
+              headers: Mapping[str, str]) -> httpx.Response:
     response.close()
-    return httpx.Response(status, headers=keep, content=json.dumps(body).encode(), request=request)
+    return httpx.Response(status, headers=headers, content=json.dumps(body).encode(), request=request)
 
 
 class _Http(HttpClient):
@@ -300,7 +295,7 @@ def token_from_env(env: Mapping[str, str]) -> str:
     for var in TOKEN_VARS:
         value = env.get(var, "").strip()
         if value:
-            odd = next((ch for ch in value if not ("!" <= ch <= "~")), None)
+            odd = unsendable(value)
             if odd is not None:
                 raise GitHubError(f"{var} holds a character that cannot be sent (U+{ord(odd):04X}); set it again")
             return value

@@ -305,7 +305,7 @@ def _retry_after(response: httpx.Response) -> float | None:
 def _detail(response: httpx.Response) -> str:
     """The server's own words from an error body of any of the platforms' shapes: ``message``,
     ``error`` (a string, or ``{code, message}``), ``detail`` (a string, or FastAPI's list of
-    validation issues); or the text, shortened."""
+    validation issues), GitHub's ``errors`` list; or the text, shortened."""
     try:
         body = response.json()
     except ValueError:
@@ -322,6 +322,10 @@ def _detail(response: httpx.Response) -> str:
             parts.append(error)  # a sentence; a bare class name or code ("UnauthorizedError") adds nothing
         elif isinstance(error, list) and error:  # validation issues (zod): each has a message
             parts.append("; ".join(str(e.get("message", e)) if isinstance(e, dict) else str(e) for e in error))
+        errors = body.get("errors")
+        if isinstance(errors, list) and errors:  # GitHub's 422: [{resource, field, code, message?}]
+            parts.append("; ".join((e.get("message") or f"{e.get('field')} {e.get('code')}") if isinstance(e, dict)
+                                   else str(e) for e in errors))
         if parts:
             return ": ".join(parts)
     return json.dumps(body)[:200]
