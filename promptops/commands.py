@@ -410,10 +410,9 @@ def import_cmd(app: App, names: tuple[str, ...], target_name: str | None, force:
         _echo(f"\nDry run: {rendering.plural(done, 'prompt')} would be imported{tail}; nothing was written.")
     elif failed:  # never the success banner when something was refused (as terraform)
         _echo(f"\nImport incomplete: {rendering.plural(done, 'prompt')} imported{tail} (see the errors above).")
-        if done:
-            _echo(f"Run `{app.command(f'plan -t {target.name}')}`: it shows no changes for the imported prompts.")
     else:
         _echo(f"\nImport complete! {rendering.plural(done, 'prompt')} imported.")
+    if done and not dry_run:
         _echo(f"Run `{app.command(f'plan -t {target.name}')}`: it shows no changes for the imported prompts.")
     return 1 if failed else 0
 
