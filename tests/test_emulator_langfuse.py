@@ -169,6 +169,94 @@ def test_type_change_is_refused(env):
     assert [r["version"] for r in env.emu.versions("t")] == [1]
 
 
+def test_patch_labels_are_not_format_checked(env):
+    # the PATCH route's schema is z.array(z.string()) (refusing only 'latest'): any string is stored
+    env.lf.create_prompt(name="p", prompt="x")
+    answer = env.http.patch(f"{PROMPTS}/p/versions/1", json={"newLabels": ["Not A Label!", "a" * 40]})
+    assert answer.status_code == 200
+    assert env.emu.prompts.labels("p") == {"Not A Label!": 1, "a" * 40: 1, "latest": 1}
+    assert env.http.patch(f"{PROMPTS}/p/versions/1", json={"newLabels": [3]}).status_code == 400
+    assert env.http.patch(f"{PROMPTS}/p/versions/1", json={"newLabels": ["latest"]}).status_code == 400
+
+
+# ------------------------------------------------------------------------------------ composition
+
+
+def test_composition_tags_are_inlined_unless_resolve_false(env):
+    env.lf.create_prompt(name="base", prompt="Be kind to {{name}} ($1 \"q\").", labels=["production"])
+    env.lf.create_prompt(name="base", prompt="Be brief.", labels=["staging"])
+    tagged = "Intro. @@@langfusePrompt:name=base|label=production@@@ / @@@langfusePrompt:name=base|version=2@@@"
+    env.lf.create_prompt(name="reply", prompt=tagged, labels=["production"])
+
+    # the SDK never sends resolve: it is served the inlined text
+    assert env.get("reply").prompt == 'Intro. Be kind to {{name}} ($1 "q"). / Be brief.'
+    served = env.http.get(f"{PROMPTS}/reply").json()
+    assert served["resolutionGraph"]["root"]["name"] == "reply"
+    assert [d["version"] for deps in served["resolutionGraph"]["dependencies"].values() for d in deps] == [1, 2]
+    raw = env.http.get(f"{PROMPTS}/reply", params={"resolve": "false"}).json()
+    assert raw["prompt"] == tagged and raw["resolutionGraph"] is None
+    assert env.http.get(f"{PROMPTS}/reply", params={"resolve": "no"}).status_code == 400
+
+    # a label move on the composed-from prompt changes what the composer serves, with no version of its own
+    env.lf.update_prompt(name="base", version=2, new_labels=["production"])
+    assert env.get("reply").prompt == "Intro. Be brief. / Be brief."
+    assert [r["version"] for r in env.emu.versions("reply")] == [1]
+
+
+def test_composition_in_chat_messages_and_nested(env):
+    env.lf.create_prompt(name="leaf", prompt="leaf text", labels=["production"])
+    env.lf.create_prompt(name="mid", prompt="mid(@@@langfusePrompt:name=leaf|label=production@@@)",
+                         labels=["production"])
+    env.lf.create_prompt(name="chat", type="chat", labels=["production"], prompt=[
+        {"role": "system", "content": "S @@@langfusePrompt:name=mid|label=production@@@"}])
+    assert env.http.get(f"{PROMPTS}/chat").json()["prompt"] == [
+        {"role": "system", "content": "S mid(leaf text)"}]
+
+
+def test_composition_is_checked_when_a_version_is_created(env):
+    def create(name, prompt, **body):
+        return env.http.post(PROMPTS, json={"name": name, "prompt": prompt, **body})
+
+    missing = create("a", "@@@langfusePrompt:name=nope|label=production@@@")
+    assert missing.status_code == 400
+    assert missing.json() == {"message": "Prompt dependency not found: nope - label production",
+                              "error": "InvalidRequestError"}
+    env.lf.create_prompt(name="chatty", type="chat", prompt=[{"role": "user", "content": "x"}], labels=["production"])
+    assert create("a", "@@@langfusePrompt:name=chatty|label=production@@@").json()["message"] == (
+        "Prompt dependency is not a text prompt: chatty - label production")
+    env.lf.create_prompt(name="self", prompt="one")
+    assert create("self", "@@@langfusePrompt:name=self|version=1@@@").json()["message"].startswith(
+        "Circular dependency detected involving prompt 'self'")
+    chain = ["n0"]
+    env.lf.create_prompt(name="n0", prompt="end", labels=["production"])
+    for i in range(1, 6):
+        answer = create(f"n{i}", f"@@@langfusePrompt:name=n{i - 1}|label=production@@@", labels=["production"])
+        chain.append(answer.json().get("message", "ok") if answer.status_code != 201 else "ok")
+    assert chain[1:5] == ["ok"] * 4 and chain[5] == "Maximum nesting depth exceeded (5)"
+    # malformed tags are not dependencies: kept and served as plain text
+    plain = "@@@langfusePrompt:label=x|name=y@@@ @@@langfusePrompt:name=z|version=abc@@@ @@@langfusePrompt:name=q@@@"
+    assert create("plain", plain).status_code == 201
+    assert env.http.get(f"{PROMPTS}/plain", params={"version": 1}).json()["prompt"] == plain
+    assert "a" not in env.emu.prompts
+
+
+def test_delete_refuses_to_leave_a_composition_tag_dangling(env):
+    env.lf.create_prompt(name="base", prompt="v1", labels=["production"])
+    env.lf.create_prompt(name="base", prompt="v2")
+    env.lf.create_prompt(name="reply", prompt="@@@langfusePrompt:name=base|label=production@@@")
+    env.lf.create_prompt(name="pinned", prompt="@@@langfusePrompt:name=base|version=2@@@")
+    whole = env.http.delete(f"{PROMPTS}/base")
+    assert whole.status_code == 400
+    assert whole.json()["message"] == (
+        "Other prompts are depending on prompt versions you are trying to delete:\n\n"
+        "reply v1 depends on base production\npinned v1 depends on base v2\n\nPlease delete the dependent "
+        "prompts first.")
+    assert env.http.delete(f"{PROMPTS}/base", params={"version": 1}).status_code == 400  # production would go
+    assert env.http.delete(f"{PROMPTS}/pinned").status_code == 204  # a composer may go; its tags with it
+    assert env.http.delete(f"{PROMPTS}/base", params={"version": 2}).status_code == 204
+    assert [r["version"] for r in env.emu.versions("base")] == [1]
+
+
 # ------------------------------------------------------------------------------------ labels
 
 
@@ -209,8 +297,11 @@ def test_names_with_slashes_and_odd_characters(env):
 
     env.lf.create_prompt(name="team/support/reply", prompt="x", labels=["production"])
     assert env.get("team/support/reply").name == "team/support/reply"  # sent as team%2Fsupport%2Freply
-    raw = env.http.get(f"{PROMPTS}/team/support/reply")  # raw slashes reach the same prompt
-    assert raw.status_code == 200 and raw.json()["version"] == 1
+    # the routes take one path segment ([promptName]): a raw slash reaches no route at all
+    assert env.http.get(f"{PROMPTS}/team/support/reply", params={"version": 1}).status_code == 404
+    assert env.http.patch(f"{PROMPTS}/team/support/reply/versions/1", json={"newLabels": ["x"]}).status_code == 404
+    assert env.http.delete(f"{PROMPTS}/team/support/reply").status_code == 404
+    assert env.http.get(f"{PROMPTS}/team%2Fsupport%2Freply", params={"version": 1}).json()["version"] == 1
     env.lf.update_prompt(name="team/support/reply", version=1, new_labels=["staging"])
     assert env.emu.prompts.labels("team/support/reply")["staging"] == 1
     listed = env.lf.api.prompts.list(name="team/support/reply")

@@ -261,6 +261,41 @@ def test_cli_end_to_end_against_the_emulator_server_and_the_sdk_reads_it_back(cl
         assert history.code == 0 and f"{sha}" in history.out
 
 
+COMPOSED = """\
+type: text
+versions:
+  v1:
+    template: "Reply to {{question}}. @@@langfusePrompt:name=shared/tone|label=production@@@"
+labels: {production: v1}
+"""
+
+
+def test_a_composed_prompt_is_read_with_its_tag_verbatim_and_applied_once(cli, creds, tmp_path):
+    emu = LangfuseEmulator(*creds)
+    emu.seed("shared/tone", "Be kind and brief.", labels=["production"])  # made outside this project
+    with emu.serve() as server:
+        root = project(tmp_path, server.url)
+        write(root, "prompts/reply.yaml", COMPOSED)
+        commit(root, "B: composed reply")
+        for _ in range(3):
+            r = cli("-C", root, "apply", "-t", "lf", "--auto-approve")
+            assert r.code == 0, r.err
+        assert [row["prompt"] for row in emu.versions("reply")] == [
+            "Reply to {{question}}. @@@langfusePrompt:name=shared/tone|label=production@@@"]
+        assert cli("-C", root, "plan", "-t", "lf", "--detailed-exitcode").code == 0
+        # what the platform serves is the composition, resolved
+        from langfuse import Langfuse
+
+        sdk = Langfuse(public_key=creds[0], secret_key=creds[1], base_url=server.url, tracing_enabled=False)
+        assert sdk.get_prompt("reply", cache_ttl_seconds=0).prompt == "Reply to {{question}}. Be kind and brief."
+
+        (root / "prompts" / "reply.yaml").unlink()
+        r = cli("-C", root, "import", "reply", "-t", "lf")
+        assert r.code == 0, r.err
+        assert "@@@langfusePrompt:name=shared/tone|label=production@@@" in (root / "prompts/reply.yaml").read_text()
+        assert cli("-C", root, "plan", "-t", "lf", "--detailed-exitcode").code == 0
+
+
 def test_traffic_in_a_file_targeted_at_langfuse_is_a_plan_time_error(cli, creds, tmp_path):
     emu = LangfuseEmulator(*creds)
     with emu.serve() as server:

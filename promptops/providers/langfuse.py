@@ -3,6 +3,9 @@
 What Langfuse holds (../shared/providers-api.md section 4, sdk-contracts.md section 1):
 
 * one row per (name, version); versions are integers from 1; every POST makes a new version;
+* a version may compose others with ``@@@langfusePrompt:name=X|label=Y@@@`` (or ``|version=N``) tags,
+  which the server inlines when serving unless ``resolve=false``: promptops reads with
+  ``resolve=false`` and keeps a tag as content, verbatim;
 * labels are unique across a prompt's versions; ``latest`` is the platform's own and always on the
   newest version; ``PATCH .../versions/N {"newLabels": [...]}`` adds labels and takes them off
   every other version, and cannot remove a label (a removal is a plan warning, never a no-op);
@@ -84,7 +87,9 @@ class LangfuseProvider(RemoteProvider):
 
     def _get_version(self, name: str, version: int) -> Mapping[str, Any] | None:
         try:
-            return self.http.get(f"{API}/{segment(name)}", params={"version": version},
+            # resolve=false: the stored text, composition tags (@@@langfusePrompt:...@@@) verbatim;
+            # the default inlines them, and the inlined text would never match the file's digest
+            return self.http.get(f"{API}/{segment(name)}", params={"version": version, "resolve": "false"},
                                  what=f"read {name!r} version {version}")
         except NotFound:
             return None

@@ -10,7 +10,13 @@ is run against it in tests/test_emulator_langfuse.py. What it implements:
 * ``PATCH  /api/public/v2/prompts/{name}/versions/{v}``      add labels (200; additive only)
 * ``DELETE /api/public/v2/prompts/{name}``                   by ``?version=`` / ``?label=`` / all (204)
 
-``{name}`` may be sent URL-encoded (``folder%2Fa``, as the SDK does) or with raw slashes.
+``{name}`` is one path segment: a folder slash is sent URL-encoded (``folder%2Fa``, as the SDK
+does); a raw slash is a 404, as Next.js routes ``[promptName]``.
+
+Prompt composition follows PromptService: a version's ``@@@langfusePrompt:name=X|label=Y@@@`` (or
+``|version=N``) tags are checked when it is created (the dependency must exist and be a text
+prompt; no cycles; nesting up to 5: a 400 otherwise), inlined on every GET unless ``resolve=false``
+(with ``resolutionGraph``), and a DELETE that would leave a tag dangling is a 400.
 
 Server behaviour copied from Langfuse: HTTP Basic auth (401 ``UnauthorizedError``; a Bearer public
 key alone gets 403 ``ForbiddenError``); zod-style 400 bodies ``{"message":"Invalid request data",
@@ -26,11 +32,13 @@ Choices where the spec is silent are marked ``[CHOICE]`` below; in short:
 
 * ``latest`` sent explicitly in a create's ``labels`` is accepted and changes nothing (the server's
   label schema allows it and it adds ``latest`` itself); in a PATCH's ``newLabels`` it is a 400.
-* PATCH ``newLabels`` are format-checked like create labels; its 401/404 bodies carry no ``error``.
+* PATCH ``newLabels`` are strings, not format-checked (the route's zod schema); its 401/404 bodies
+  carry no ``error``.
 * A chat message whose ``type`` is neither absent, ``chatmessage`` nor ``placeholder`` is a 400 (the
   real server's zod object would strip it); messages are stored as ``{role, content}``.
 * Names longer than 255 characters are a zod ``too_big`` 400.
-* Prompt composition tags are stored and served verbatim; ``resolutionGraph`` is always null.
+* A stored version whose dependency can no longer be resolved (the server prevents it) is a 409
+  ``LangfuseConflictError`` on GET.
 * List order is code-point order of names; list ``labels`` are sorted; ``lastUpdatedAt`` is the
   newest ``updatedAt`` among the matching versions (label moves and tag rewrites touch it).
 * BrowserStack: ``modelParams``/``toolList`` default to ``{}``/``[]`` per version; zod errors become
@@ -71,6 +79,10 @@ PLACEHOLDER_NAME_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9_]*$")
 # [CHOICE] what counts as a {{variable}} for the placeholder-collision check: a word between braces,
 # inner whitespace trimmed (the SDK's own compile trims too).
 VARIABLE_RE = re.compile(r"\{\{\s*(\w+)\s*\}\}")
+# Prompt composition (packages/shared/src/features/prompts/parsePromptDependencyTags.ts and
+# PromptService.buildAndResolvePromptGraph at langfuse/langfuse 6275144).
+DEPENDENCY_RE = re.compile(r"@@@langfusePrompt:(.*?)@@@")
+MAX_NESTING_DEPTH = 5
 
 # plan -> (requests, window seconds) for the label PATCH route ("public-api" bucket); None: unlimited
 PLANS: dict[str, tuple[int, float] | None] = {"cloud:hobby": (30, 60.0), "core": (1000, 60.0), "none": None}
@@ -148,6 +160,10 @@ def _public(issues: list[dict]) -> list[dict]:
             clean["errors"] = [_public(branch) for branch in clean["errors"]]
         out.append(clean)
     return out
+
+
+class _Conflict(Exception):
+    """LangfuseConflictError raised while resolving a composition graph."""
 
 
 class _ZodError(Exception):
@@ -229,9 +245,43 @@ def _js_date_string(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).strftime("%a %b %d %Y %H:%M:%S") + " GMT+0000 (Coordinated Universal Time)"
 
 
+
+def _js_stringify(value: Any) -> str:
+    """JSON.stringify: no spaces, non-ASCII kept."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def parse_dependency_tags(content: Any) -> list[dict]:
+    """parsePromptDependencyTags: the well-formed composition tags in ``content`` (a string or the
+    chat message list), each ``{"name", "type": "version", "version"}`` or ``{"name", "type":
+    "label", "label"}``, deduplicated by their text, in order of first appearance. A tag whose
+    first part is not ``name=``, that has other than two parts, or whose version is not a number
+    is skipped (served as plain text)."""
+    found: list[dict] = []
+    for match in _dedupe(m.group(0) for m in DEPENDENCY_RE.finditer(_js_stringify(content))):
+        parts = match[len("@@@langfusePrompt:"):-len("@@@")].split("|")
+        if not parts[0].startswith("name=") or len(parts) != 2:
+            continue
+        params: dict[str, str | None] = {}
+        for part in parts:  # JS: const [key, value] = part.split("="): value is the second piece, or undefined
+            pieces = part.split("=")
+            params[pieces[0]] = pieces[1] if len(pieces) > 1 else None
+        name, version, label = params.get("name"), params.get("version"), params.get("label")
+        if not name:
+            continue
+        if version:
+            number = _js_number(version)
+            if number is None:
+                continue  # z.coerce.number() gives NaN, which z.number() refuses: not a tag
+            found.append({"name": name, "type": "version", "version": int(number) if number.is_integer() else number})
+        elif label is not None:
+            found.append({"name": name, "type": "label", "label": label})
+    return found
+
+
 def _decode_name(segment: str) -> str:
-    """A prompt name from the path: Request.path is already percent-decoded except for %2F, which
-    the SDK uses for folder slashes (raw slashes work as well: the server's route is a catch-all)."""
+    """A prompt name from one path segment: Request.path is already percent-decoded except for
+    %2F, which the SDK (and every client) must use for folder slashes."""
     return segment.replace("%2F", "/")
 
 
@@ -400,6 +450,7 @@ class LangfuseEmulator(Emulator):
         limits = PLANS[plan]
         self.patch_bucket = TokenBucket(limits[0], limits[1], clock) if limits else None
         self._prompts: dict[str, list[dict]] = {}
+        self._deps: dict[str, list[dict]] = {}  # row id -> its composition tags (the prompt_dependencies table)
         self._time_lock = threading.Lock()
         self._last_time: datetime | None = None
         self.prompts = PromptsView(self)
@@ -433,6 +484,7 @@ class LangfuseEmulator(Emulator):
     def reset(self) -> None:
         with self.lock:
             self._prompts.clear()
+            self._deps.clear()
 
     # ------------------------------------------------------------------ plumbing
 
@@ -496,11 +548,18 @@ class LangfuseEmulator(Emulator):
         if not path.startswith(PREFIX + "/"):
             return None
         rest = path[len(PREFIX) + 1:]
-        if request.method == "PATCH":
-            match = re.fullmatch(r"(.+)/versions/(\d+)/?", rest)
-            if match:
-                return "version", _decode_name(match.group(1)), int(match.group(2))
-        return "name", _decode_name(rest), None
+        # Next.js pages routes: [promptName]/index.ts and [promptName]/versions/[promptVersion].ts
+        # match one path segment each, so a folder slash must be sent as %2F; a raw one is a 404.
+        match = re.fullmatch(r"([^/]+)/versions/([^/]+)/?", rest)
+        if match:
+            if not match.group(2).isdigit():  # [CHOICE] Number("x") is NaN: no such version
+                raise HttpError(404, {"message": f"Prompt '{_decode_name(match.group(1))}' version "
+                                                 f"{match.group(2)} not found in project"})
+            return "version", _decode_name(match.group(1)), int(match.group(2))
+        match = re.fullmatch(r"([^/]+)/?", rest)
+        if match is None:
+            return None
+        return "name", _decode_name(match.group(1)), None
 
     # ------------------------------------------------------------------ rate limits
 
@@ -653,11 +712,18 @@ class LangfuseEmulator(Emulator):
                                        f"following are not: {', '.join(conflicts)}", "InvalidRequestError")
         labels = _dedupe(data.labels + [LATEST])  # `latest` may also be sent explicitly: a no-op
         tags = _dedupe(data.tags if data.tags is not None else (latest["tags"] if latest else []))
+        row_id = str(uuid.uuid4())
+        version = (latest["version"] + 1) if latest else 1
+        deps = parse_dependency_tags(data.prompt)
+        try:  # the server resolves the new version's graph first: a missing or chat dependency is a 400
+            self._resolve_graph({"id": row_id, "name": data.name, "version": version, "prompt": data.prompt}, deps)
+        except _Conflict as exc:
+            raise self._error(400, str(exc), "InvalidRequestError") from None
         now = self._now()
         stamp = _iso(now)
         row: dict[str, Any] = {
-            "id": str(uuid.uuid4()), "createdAt": stamp, "updatedAt": stamp, "projectId": self.project_id,
-            "createdBy": "API", "name": data.name, "version": (latest["version"] + 1) if latest else 1,
+            "id": row_id, "createdAt": stamp, "updatedAt": stamp, "projectId": self.project_id,
+            "createdBy": "API", "name": data.name, "version": version,
             "type": data.type, "prompt": copy.deepcopy(data.prompt), "config": copy.deepcopy(data.config),
             "labels": labels, "tags": tags, "commitMessage": data.commit_message, "isActive": None,
         }
@@ -670,7 +736,65 @@ class LangfuseEmulator(Emulator):
             for other in rows:  # tags are shared by all versions
                 other["tags"], other["updatedAt"] = list(tags), stamp
         self._prompts.setdefault(data.name, []).append(row)
+        if deps:
+            self._deps[row_id] = deps
         return row
+
+    # ------------------------------------------------------------------ composition
+
+    def _resolve_graph(self, parent: dict, deps: list[dict] | None = None) -> tuple[Any, dict | None]:
+        """PromptService.buildAndResolvePromptGraph: ``parent``'s prompt with every composition tag
+        replaced by the (recursively resolved) text of the version it names, and the resolution
+        graph (None without dependencies). ``deps`` are the tags of a version not stored yet; a
+        stored version's come from :attr:`_deps`. Raises :class:`_Conflict` (a missing or non-text
+        dependency, a cycle, nesting deeper than 5)."""
+        graph: dict[str, Any] = {"root": {"name": parent["name"], "version": parent["version"], "id": parent["id"]},
+                                 "dependencies": {}}
+        seen: set[str] = set()
+
+        def resolve(current: dict, current_deps: list[dict] | None, level: int) -> Any:
+            if level >= MAX_NESTING_DEPTH:
+                raise _Conflict(f"Maximum nesting depth exceeded ({MAX_NESTING_DEPTH})")
+            if current["id"] in seen or (current["name"] == parent["name"] and current["id"] != parent["id"]):
+                raise _Conflict(f"Circular dependency detected involving prompt '{current['name']}' version "
+                                f"{current['version']}")
+            seen.add(current["id"])
+            if current_deps is None:
+                current_deps = self._deps.get(current["id"], [])
+            if not current_deps:
+                seen.discard(current["id"])
+                return current["prompt"]
+            text = _js_stringify(current["prompt"])
+            for dep in current_deps:
+                rows = self._prompts.get(dep["name"], [])
+                if dep["type"] == "version":
+                    child = next((r for r in rows if r["version"] == dep["version"]), None)
+                    what = f"{dep['name']} - version {dep['version']}"
+                else:
+                    child = next((r for r in rows if dep["label"] in r["labels"]), None)
+                    what = f"{dep['name']} - label {dep['label']}"
+                if child is None:
+                    raise _Conflict(f"Prompt dependency not found: {what}")
+                if child["type"] != "text":
+                    raise _Conflict(f"Prompt dependency is not a text prompt: {what}")
+                graph["dependencies"].setdefault(current["id"], []).append(
+                    {"id": child["id"], "name": child["name"], "version": child["version"]})
+                inlined = _js_stringify(resolve(child, None, level + 1))[1:-1]
+                patterns = [f"@@@langfusePrompt:name={re.escape(child['name'])}\\|version={child['version']}@@@"]
+                patterns += [f"@@@langfusePrompt:name={re.escape(child['name'])}\\|label={re.escape(label)}@@@"
+                             for label in child["labels"]]
+                text = re.sub("|".join(patterns), lambda _m: inlined, text)
+            seen.discard(current["id"])
+            return json.loads(text)
+
+        resolved = resolve(parent, deps, 0)
+        return resolved, (graph if graph["dependencies"] else None)
+
+    def _dependents(self, name: str) -> list[tuple[dict, dict]]:
+        """(parent row, tag) for every stored composition tag naming prompt ``name``."""
+        rows = {row["id"]: row for versions in self._prompts.values() for row in versions}
+        return [(rows[pid], dep) for pid, deps in self._deps.items() if pid in rows
+                for dep in deps if dep["name"] == name]
 
     def _public_row(self, row: dict) -> dict:
         return copy.deepcopy(row)
@@ -686,6 +810,10 @@ class LangfuseEmulator(Emulator):
 
     def _get(self, request: Request, name: str) -> Response:
         version, label = self._version_and_label(request)
+        raw_resolve = request.arg("resolve")
+        if raw_resolve not in (None, "true", "false"):  # z.enum(["true", "false"]).nullish().default("true")
+            raise _ZodError([_invalid_value(["resolve"], ["true", "false"])])
+        resolve = raw_resolve != "false"
         if version and label is not None:
             raise self._error(400, "Cannot specify both version and label", "InvalidRequestError")
         rows = self._prompts.get(name, [])
@@ -700,9 +828,12 @@ class LangfuseEmulator(Emulator):
             raise self._error(404, f"Prompt not found: '{name}' {where}", "LangfuseNotFoundError")
         body = self._public_row(found)
         body["isActive"] = PRODUCTION in found["labels"]
-        # [CHOICE] prompt composition (@@@langfusePrompt:...@@@) is not resolved: stored text is served
-        # as is and the resolution graph is always null.
         body["resolutionGraph"] = None
+        if resolve:  # composition tags are inlined unless resolve=false (the stored text is served then)
+            try:
+                body["prompt"], body["resolutionGraph"] = self._resolve_graph(found)
+            except _Conflict as exc:
+                raise self._error(409, str(exc), "LangfuseConflictError") from None
         return Response(200, body)
 
     # ------------------------------------------------------------------ DELETE
@@ -716,6 +847,19 @@ class LangfuseEmulator(Emulator):
         if not doomed:
             raise self._error(404, "Prompt not found", "LangfuseNotFoundError")
         remaining = [r for r in rows if not any(r is d for d in doomed)]
+        deleted = {r["version"] for r in doomed}
+        blocking = [(parent, dep) for parent, dep in self._dependents(name)
+                    if not any(parent is d for d in doomed)
+                    and (dep["version"] in deleted if dep["type"] == "version"
+                         else not any(dep["label"] in r["labels"] for r in remaining))]
+        if blocking:
+            lines = "\n".join(f"{parent['name']} v{parent['version']} depends on {name} "
+                              + (f"v{dep['version']}" if dep["type"] == "version" else dep["label"])
+                              for parent, dep in blocking)
+            raise self._error(400, "Other prompts are depending on prompt versions you are trying to delete:\n\n"
+                              f"{lines}\n\nPlease delete the dependent prompts first.", "InvalidRequestError")
+        for row in doomed:
+            self._deps.pop(row["id"], None)
         if any(LATEST in r["labels"] for r in doomed) and remaining \
                 and not any(LATEST in r["labels"] for r in remaining):
             highest = max(remaining, key=lambda r: r["version"])
@@ -738,8 +882,10 @@ class LangfuseEmulator(Emulator):
             raise _ZodError([_invalid_type(["newLabels"], "array", new_labels)])
         issues: list[dict] = []
         for i, label in enumerate(new_labels):
-            # [CHOICE] labels are format-checked as on create (the older server took any string)
-            issues += _label_issues(label, ["newLabels", i])
+            # z.array(z.string()) and nothing more: the route does not format-check labels (any
+            # string is stored), unlike a create's labels
+            if not isinstance(label, str):
+                issues.append(_invalid_type(["newLabels", i], "string", label))
         if LATEST in new_labels:
             issues.append(_custom(["newLabels"], "Label 'latest' is always assigned to the latest prompt version"))
         if issues:
