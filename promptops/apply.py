@@ -129,7 +129,7 @@ def apply_plan(plan: Plan, provider: Provider, *, concurrency: int = 1, progress
             if id(action) in carried.moves:
                 continue  # done with the create of its version (reported there)
             try:
-                created = _run(action, provider, result.created, plan, carried.labels)
+                created = _run(action, provider, result.created, plan, carried)
             except Exception as exc:  # noqa: BLE001 - every failure stops the run and is reported
                 with lock:
                     failures.append(exc)
@@ -138,10 +138,12 @@ def apply_plan(plan: Plan, provider: Provider, *, concurrency: int = 1, progress
                 return
             finished(action, created)
             if isinstance(action, CreateVersion):
-                # the label moves the create carried are done now: a later failure must not list
-                # them as not applied
+                # the label moves (and metadata) the create carried are done now: a later failure
+                # must not list them as not applied
                 for move in actions:
-                    if id(move) in carried.moves and move.to.version == action.version:  # type: ignore[union-attr]
+                    if id(move) in carried.moves and (
+                            move.to.version == action.version if isinstance(move, MoveLabel)  # type: ignore[union-attr]
+                            else carried.metadata_by == action.version):
                         finished(move)
 
     pool = ThreadPoolExecutor(max_workers=max(1, concurrency))
@@ -169,13 +171,22 @@ class _Carried:
 
     labels: dict[str, tuple[str, ...]] = field(default_factory=dict)
     moves: set[int] = field(default_factory=set)  # id() of the actions: content mappings are unhashable
+    tags: tuple[str, ...] | None = None  # the UpdateMetadata's tags, sent with every create (metadata_with_create)
+    metadata_by: str | None = None  # the version key of the first create, which reports the metadata done
 
 
 def _carried_labels(actions: list[Action], provider: Provider) -> _Carried:
     carried = _Carried()
-    if not provider.capabilities.labels_on_create:
+    caps = provider.capabilities
+    creating = [a.version for a in actions if isinstance(a, CreateVersion)]
+    if caps.metadata_with_create and creating:
+        for action in actions:
+            if isinstance(action, UpdateMetadata):
+                carried.tags = tuple(action.to.get("tags", ()))
+                carried.metadata_by = creating[0]
+                carried.moves.add(id(action))
+    if not caps.labels_on_create:
         return carried
-    creating = {a.version for a in actions if isinstance(a, CreateVersion)}
     for action in actions:
         if isinstance(action, MoveLabel) and action.to.remote_version is None and action.to.version in creating:
             key = str(action.to.version)
@@ -185,12 +196,12 @@ def _carried_labels(actions: list[Action], provider: Provider) -> _Carried:
 
 
 def _run(action: Action, provider: Provider, created: Mapping[tuple[str, str], str], plan: Plan,
-         labels: Mapping[str, tuple[str, ...]]) -> str | None:
+         carried: _Carried) -> str | None:
     """One provider call; returns the remote id for a created version."""
     if isinstance(action, CreateVersion):
         provenance = stamp(plan.commit, plan.commit_subject, plan.dirty, action.path, action.version)
         return _create(provider, NewVersion(action.prompt, action.content, action.digest, provenance,
-                                            labels=labels.get(action.version, ())))
+                                            labels=carried.labels.get(action.version, ()), tags=carried.tags))
     if isinstance(action, MoveLabel):
         target = action.to.remote_version or created[(action.prompt, action.to.version)]
         provider.move_label(action.prompt, action.label, target)

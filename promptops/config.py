@@ -151,6 +151,13 @@ class Target:
                                   f"{caps.placeholder_names}, not {name!r}", "rename the placeholder"))
         return found
 
+    def name_gap(self, name: str) -> tuple[str, str] | None:
+        """(problem, hint) when the platform refuses the prompt name itself, else None."""
+        if name not in self.capabilities.reserved_names:
+            return None
+        return (f"prompt name {name!r} is reserved on {self.who}: the platform refuses it",
+                "choose another name (set name:, or rename the file)")
+
     def key_gap(self, key: str) -> tuple[str, str] | None:
         """(problem, hint) when a version key is too long for the provenance stamp this target
         keeps (a commit message of ``message_limit`` characters), else None."""

@@ -159,9 +159,21 @@ def plan_prompt(spec: PromptSpec, remote: RemotePrompt | None, target: Target) -
             actions.append(action)
 
     meta = _metadata(spec, remote, target, new_prompt)
-    if meta:
+    if meta and caps.metadata_with_create and not any(isinstance(a, CreateVersion) for a in actions):
+        # nothing to carry it: a metadata call does not exist on this platform
+        warnings.append(f"{spec.name}: {_metadata_change(meta)} differ from the file, but provider {target.provider} "
+                        "writes them only with a new version: they will be set when a version of this prompt is "
+                        "next created (nothing is sent now)")
+    elif meta:
         actions.append(meta)
     return actions, warnings
+
+
+def _metadata_change(meta: UpdateMetadata) -> str:
+    """``tags ['a'] -> ['a', 'b']`` (and the other fields that differ), for a warning."""
+    before = meta.from_ or {}
+    return ", ".join(f"{key} {before.get(key)!r} -> {value!r}" for key, value in meta.to.items()
+                     if before.get(key) != value)
 
 
 def _diff_base(spec: PromptSpec, key: str, remote: RemotePrompt) -> str | None:
@@ -233,6 +245,9 @@ def _check_capabilities(specs: Iterable[PromptSpec], target: Target) -> None:
     who = target.who
     for spec in specs:
         where = f"{spec.path}: prompt {spec.name!r}"
+        reserved = target.name_gap(spec.name)
+        if reserved:
+            problems.append(f"{where}: {reserved[0]}")
         gaps = target.gaps(spec.type, spec.template_format, spec.labels, spec.traffic)
         if ("type", spec.type) in gaps:
             problems.append(f"{where} is a {spec.type} prompt, which {who} cannot hold")

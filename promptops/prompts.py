@@ -290,6 +290,7 @@ class _FileCheck:
         traffic = self._traffic(labels, versions_raw)
         if self.config.targets_known:
             self._targets()
+            self._reserved_name(name)
             self._capabilities(ptype, fmt, labels, traffic)
             self._content_gaps(versions, versions_raw)
         if self.diagnostics:
@@ -547,6 +548,13 @@ class _FileCheck:
             others = [t for t in sorted(self.config.targets) if t != target.name]
             found.append((target, f"add targets: [{', '.join(others)}] to leave {target.name!r} out" if others else ""))
         return found
+
+    def _reserved_name(self, name: str) -> None:
+        """A name a managing target's platform refuses, located at name: (or the file's start)."""
+        for target, leave_out in self._managing_targets():
+            gap = target.name_gap(name)
+            if gap:
+                self.add(("name",) if "name" in self.data else (), gap[0], _either(gap[1], leave_out))
 
     def _capabilities(self, ptype: str, fmt: str, labels: Mapping[str, str], traffic: Mapping[str, Any]) -> None:
         """What each managing target cannot represent (``Target.gaps``) is an error naming the

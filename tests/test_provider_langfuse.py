@@ -296,6 +296,56 @@ def test_a_composed_prompt_is_read_with_its_tag_verbatim_and_applied_once(cli, c
         assert cli("-C", root, "plan", "-t", "lf", "--detailed-exitcode").code == 0
 
 
+def test_tags_go_with_the_create_and_a_tags_only_change_is_a_warning(cli, creds, tmp_path):
+    from langfuse import Langfuse
+
+    emu = LangfuseEmulator(*creds)
+    with emu.serve() as server:
+        root = project(tmp_path, server.url)
+        write(root, "prompts/summary.yaml", SUMMARY + "tags: [support, summaries]\n")
+        commit(root, "B: tags")
+        r = cli("-C", root, "apply", "-t", "lf", "--auto-approve")
+        assert r.code == 0, r.err
+        assert "1 metadata update made" in r.out
+        assert [row["tags"] for row in emu.versions("summary")] == [["summaries", "support"]] * 2
+        assert emu.calls("POST") == 2 and emu.calls("PATCH") == 0  # no call of their own
+        sdk = Langfuse(public_key=creds[0], secret_key=creds[1], base_url=server.url, tracing_enabled=False)
+        assert sorted(sdk.get_prompt("summary", cache_ttl_seconds=0).tags) == ["summaries", "support"]
+        assert cli("-C", root, "plan", "-t", "lf", "--detailed-exitcode").code == 0
+
+        # only tags differ: Langfuse has no call for that; the plan says so instead of "No changes" silently
+        write(root, "prompts/summary.yaml", SUMMARY + "tags: [support]\n")
+        commit(root, "C: fewer tags")
+        r = cli("-C", root, "plan", "-t", "lf", "--no-color", "--detailed-exitcode")
+        assert r.code == 0, r.err
+        assert ("summary: tags ['summaries', 'support'] -> ['support'] differ from the file, but provider langfuse "
+                "writes them only with a new version") in " ".join(r.out.split())
+        before = len(emu.log)
+        assert cli("-C", root, "apply", "-t", "lf", "--auto-approve").code == 0
+        assert [m for m, _ in emu.log[before:] if m != "GET"] == []
+
+        # the next new version carries them
+        write(root, "prompts/summary.yaml", SUMMARY.replace("one line", "a line") + "tags: [support]\n")
+        commit(root, "D: edit")
+        r = cli("-C", root, "apply", "-t", "lf", "--auto-approve")
+        assert r.code == 0 and "1 version created" in r.out and "1 metadata update made" in r.out, r.out + r.err
+        assert {tuple(row["tags"]) for row in emu.versions("summary")} == {("support",)}
+        assert cli("-C", root, "plan", "-t", "lf", "--detailed-exitcode").code == 0
+
+
+def test_a_failed_create_reports_its_tags_not_applied(cli, creds, tmp_path):
+    emu = LangfuseEmulator(*creds)
+    with emu.serve() as server:
+        root = project(tmp_path, server.url)
+        write(root, "prompts/summary.yaml", SUMMARY + "tags: [support]\n")
+        commit(root, "B: tags")
+        emu.faults.fail_next(5, status=400, body={"message": "Invalid request data"}, match="POST")
+        r = cli("-C", root, "apply", "-t", "lf", "--auto-approve")
+        assert r.code == 1
+        not_applied = r.err.split("Not applied:")[1]
+        assert "summary: update metadata" in not_applied
+
+
 def test_traffic_in_a_file_targeted_at_langfuse_is_a_plan_time_error(cli, creds, tmp_path):
     emu = LangfuseEmulator(*creds)
     with emu.serve() as server:

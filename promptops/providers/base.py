@@ -21,6 +21,9 @@ class Capabilities:
     ``labels``: "many" (any number of labels) or "single" (one pointer, mapped to one label).
     ``reserved_labels``: labels the platform manages itself; never planned.
     ``metadata``: which of "tags"/"description" the platform stores (and can change on its own).
+    ``metadata_with_create``: the platform writes ``metadata`` only with a new version (Langfuse's
+    tags, shared by all versions and rewritten by a create): apply sends them with the create of a
+    version, and the planner warns, instead of planning a call, when only they differ.
     ``labels_on_create``: a create can carry the labels that move to the new version, so apply
     sends them with it instead of one call per label.
     ``model_config``: a version can carry model config and tools besides its template; when False
@@ -40,6 +43,8 @@ class Capabilities:
     some text (PromptRails stores a system prompt and a user prompt, nothing else).
     ``message_limit``: the most characters the provenance stamp may take (PromptLayer's commit
     message); version keys longer than it can keep whole are a validation error.
+    ``reserved_names``: prompt names the platform refuses (Langfuse: the static pages beside its
+    prompts route), a validation error before any request.
     ``message_format``: the platform keeps the template format on each text message and reads a
     message without one as this format (PromptLayer: f-string), so a chat prompt of placeholders
     only can be stored in this format alone.
@@ -58,6 +63,7 @@ class Capabilities:
     reserved_labels: frozenset[str] = frozenset()
     metadata: frozenset[str] = frozenset({"tags", "description"})
     labels_on_create: bool = False
+    metadata_with_create: bool = False
     model_config: bool = True
     reserved_model_keys: frozenset[str] = frozenset()
     empty_template: bool = True
@@ -68,17 +74,21 @@ class Capabilities:
     chat_roles: tuple[str, ...] | None = None
     message_format: str | None = None
     message_limit: int | None = None
+    reserved_names: frozenset[str] = frozenset()
 
 
 # What each provider kind can represent. Used by `validate` (offline) as well as by the planner,
 # so a file that a target cannot represent fails before any network call.
 CAPABILITIES: dict[str, Capabilities] = {
     "local": Capabilities(traffic=True),
-    # Langfuse writes tags only with a new version, so promptops does not manage them there.
+    # Langfuse writes tags only with a new version (a create rewrites the tags of every version).
     "langfuse": Capabilities(
-        remove_label=False, reserved_labels=frozenset({"latest"}), metadata=frozenset(), labels_on_create=True,
+        remove_label=False, reserved_labels=frozenset({"latest"}), metadata=frozenset({"tags"}),
+        metadata_with_create=True, labels_on_create=True,
         reserved_model_keys=frozenset({"model", "tools", "template_format"}),
         placeholder_names=r"^[A-Za-z][A-Za-z0-9_]*$",  # the API's own rule (a 400 otherwise)
+        # RESERVED_PROMPT_NAMES in packages/shared/src/features/prompts/constants.ts: the server refuses them
+        reserved_names=frozenset({"new", "metrics", "prompt-detail"}),
     ),
     # PromptLayer: release labels ride on the publish; tags are written only with a new version,
     # so promptops does not manage them (as on Langfuse); no template deletion in the public API.
@@ -120,6 +130,7 @@ class NewVersion:
     digest: str
     provenance: Mapping[str, Any]
     labels: tuple[str, ...] = ()  # moved to the new version with the create (labels_on_create only)
+    tags: tuple[str, ...] | None = None  # the prompt's tags, set with the create (metadata_with_create); None: kept
 
 
 class Provider(Protocol):

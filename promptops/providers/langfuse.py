@@ -9,7 +9,9 @@ What Langfuse holds (../shared/providers-api.md section 4, sdk-contracts.md sect
 * labels are unique across a prompt's versions; ``latest`` is the platform's own and always on the
   newest version; ``PATCH .../versions/N {"newLabels": [...]}`` adds labels and takes them off
   every other version, and cannot remove a label (a removal is a plan warning, never a no-op);
-* tags are shared by all versions and written only by a create; no description; no traffic.
+* tags are shared by all versions and written only by a create (which rewrites them on every
+  version): promptops sends a file's tags with the create of a version, and the plan warns when only
+  tags differ; no description; no traffic.
 
 How promptops content maps onto a row (and back, so a version has the digest it was created
 from): ``template`` or ``messages`` -> ``prompt`` (a placeholder message is
@@ -168,6 +170,8 @@ class LangfuseProvider(RemoteProvider):
     def create_version(self, new: NewVersion) -> str:
         body = {"name": new.prompt, **self.to_body(new.content),
                 "labels": sorted(new.labels), "commitMessage": message(new.provenance, COMMIT_MESSAGE_LIMIT)}
+        if new.tags is not None:  # a create rewrites the tags of every version; omitted, they are kept
+            body["tags"] = list(new.tags)
         row = self.http.request("POST", API, json_body=body, what=f"create a version of {new.prompt!r}")
         self._created(new.prompt)
         return str(self.http.expect(row, "version", int))
