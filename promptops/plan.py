@@ -61,6 +61,7 @@ def build_plan(
     """
     managed = [s for s in specs if s.managed_by(target.name)]
     _check_capabilities(managed, target)
+    _check_types(managed, remote, target)
     actions: list[Action] = []
     warnings: list[str] = []
     declared = {s.name for s in managed}
@@ -235,6 +236,27 @@ def _metadata(spec: PromptSpec, remote: RemotePrompt, target: Target, new_prompt
 def _delete(remote: RemotePrompt) -> DeletePrompt:
     return DeletePrompt(prompt=remote.name, versions=tuple(v.id for v in remote.versions),
                         outside_promptops=all(v.provenance is None for v in remote.versions))
+
+
+def _check_types(specs: Iterable[PromptSpec], remote: RemoteState, target: Target) -> None:
+    """On a platform that fixes a prompt's type with its first version, a file of the other type is
+    refused before any call (the platform would refuse the create in the middle of apply)."""
+    if not target.capabilities.fixed_type:
+        return
+    problems = []
+    for spec in specs:
+        held = remote.prompts.get(spec.name)
+        if not held or not held.versions:
+            continue
+        kind = held.versions[-1].content.get("type")
+        if kind != spec.type:
+            problems.append(
+                f"{spec.path}: prompt {spec.name!r} is a {spec.type} prompt, but {target.who} holds it as a {kind} "
+                f"prompt, and provider {target.provider} fixes a prompt's type with its first version; give the "
+                f"{spec.type} prompt a new name (name:), or delete the remote prompt first: remove the file and "
+                "apply with --prune, then restore the file in a separate apply")
+    if problems:
+        raise PlanError("the files ask for what the target cannot do:\n  " + "\n  ".join(problems))
 
 
 def _check_capabilities(specs: Iterable[PromptSpec], target: Target) -> None:

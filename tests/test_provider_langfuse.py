@@ -346,6 +346,25 @@ def test_a_failed_create_reports_its_tags_not_applied(cli, creds, tmp_path):
         assert "summary: update metadata" in not_applied
 
 
+def test_a_text_prompt_turned_chat_is_a_plan_time_error_not_a_400_mid_apply(cli, creds, tmp_path):
+    emu = LangfuseEmulator(*creds)
+    with emu.serve() as server:
+        root = project(tmp_path, server.url)
+        assert cli("-C", root, "apply", "-t", "lf", "--auto-approve").code == 0
+        write(root, "prompts/summary.yaml", "type: chat\nmessages:\n  - {role: user, content: 'Sum up {{text}}'}\n"
+                                           "labels: [production]\n")
+        commit(root, "B: chat")
+        posts = emu.calls("POST")
+        for command in ("plan", "apply"):
+            r = cli("-C", root, command, "-t", "lf", "--auto-approve" if command == "apply" else "--no-color")
+            assert r.code == 1
+            assert ("prompts/summary.yaml: prompt 'summary' is a chat prompt, but target 'lf' (langfuse) holds it "
+                    "as a text prompt") in r.err
+            assert "give the chat prompt a new name (name:), or delete the remote prompt first" in r.err
+            assert "Traceback" not in r.err
+        assert emu.calls("POST") == posts  # refused before any write
+
+
 def test_traffic_in_a_file_targeted_at_langfuse_is_a_plan_time_error(cli, creds, tmp_path):
     emu = LangfuseEmulator(*creds)
     with emu.serve() as server:

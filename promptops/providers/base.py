@@ -43,6 +43,8 @@ class Capabilities:
     some text (PromptRails stores a system prompt and a user prompt, nothing else).
     ``message_limit``: the most characters the provenance stamp may take (PromptLayer's commit
     message); version keys longer than it can keep whole are a validation error.
+    ``fixed_type``: a prompt's type (text or chat) is fixed by its first version; a version of the
+    other type is refused (Langfuse: a 400), so the planner refuses to plan one.
     ``reserved_names``: prompt names the platform refuses (Langfuse: the static pages beside its
     prompts route), a validation error before any request.
     ``message_format``: the platform keeps the template format on each text message and reads a
@@ -75,6 +77,7 @@ class Capabilities:
     message_format: str | None = None
     message_limit: int | None = None
     reserved_names: frozenset[str] = frozenset()
+    fixed_type: bool = False
 
 
 # What each provider kind can represent. Used by `validate` (offline) as well as by the planner,
@@ -89,6 +92,7 @@ CAPABILITIES: dict[str, Capabilities] = {
         placeholder_names=r"^[A-Za-z][A-Za-z0-9_]*$",  # the API's own rule (a 400 otherwise)
         # RESERVED_PROMPT_NAMES in packages/shared/src/features/prompts/constants.ts: the server refuses them
         reserved_names=frozenset({"new", "metrics", "prompt-detail"}),
+        fixed_type=True,  # createPrompt.ts: "Previous versions have different prompt type."
     ),
     # PromptLayer: release labels ride on the publish; tags are written only with a new version,
     # so promptops does not manage them (as on Langfuse); no template deletion in the public API.
