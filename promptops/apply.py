@@ -126,8 +126,8 @@ def apply_plan(plan: Plan, provider: Provider, *, concurrency: int = 1, progress
         for action in actions:
             if stop.is_set():
                 return
-            if id(action) in carried.moves:
-                continue  # done with the create of its version (reported there)
+            if id(action) in carried.moves or id(action) in carried.batched:
+                continue  # done with the create of its version, or with the label move it rides on
             try:
                 created = _run(action, provider, result.created, plan, carried)
             except Exception as exc:  # noqa: BLE001 - every failure stops the run and is reported
@@ -137,6 +137,8 @@ def apply_plan(plan: Plan, provider: Provider, *, concurrency: int = 1, progress
                 progress(f"{describe_action(action)}: failed")
                 return
             finished(action, created)
+            for follower in carried.batches.get(id(action), ()):
+                finished(follower)
             if isinstance(action, CreateVersion):
                 # the label moves (and metadata) the create carried are done now: a later failure
                 # must not list them as not applied
@@ -173,12 +175,25 @@ class _Carried:
     moves: set[int] = field(default_factory=set)  # id() of the actions: content mappings are unhashable
     tags: tuple[str, ...] | None = None  # the UpdateMetadata's tags, sent with every create (metadata_with_create)
     metadata_by: str | None = None  # the version key of the first create, which reports the metadata done
+    # labels_at_once: the first move of a label to a version carries the other moves to it (one call)
+    batches: dict[int, list[MoveLabel]] = field(default_factory=dict)
+    batched: set[int] = field(default_factory=set)
 
 
 def _carried_labels(actions: list[Action], provider: Provider) -> _Carried:
     carried = _Carried()
     caps = provider.capabilities
     creating = [a.version for a in actions if isinstance(a, CreateVersion)]
+    if caps.labels_at_once:
+        leaders: dict[tuple[str | None, str | None], MoveLabel] = {}
+        for action in actions:
+            if not isinstance(action, MoveLabel) or (
+                    caps.labels_on_create and action.to.remote_version is None and action.to.version in creating):
+                continue  # carried by the create instead
+            leader = leaders.setdefault((action.to.remote_version, action.to.version), action)
+            if leader is not action:
+                carried.batches.setdefault(id(leader), []).append(action)
+                carried.batched.add(id(action))
     if caps.metadata_with_create and creating:
         for action in actions:
             if isinstance(action, UpdateMetadata):
@@ -204,7 +219,11 @@ def _run(action: Action, provider: Provider, created: Mapping[tuple[str, str], s
                                             labels=carried.labels.get(action.version, ()), tags=carried.tags))
     if isinstance(action, MoveLabel):
         target = action.to.remote_version or created[(action.prompt, action.to.version)]
-        provider.move_label(action.prompt, action.label, target)
+        followers = carried.batches.get(id(action))
+        if followers:
+            provider.move_labels(action.prompt, (action.label, *(f.label for f in followers)), target)
+        else:
+            provider.move_label(action.prompt, action.label, target)
     elif isinstance(action, RemoveLabel):
         provider.remove_label(action.prompt, action.label)
     elif isinstance(action, SetTraffic):
@@ -229,7 +248,10 @@ def _create(provider: Provider, new: NewVersion) -> str:
         existing = provider.read([new.prompt]).prompts.get(new.prompt)
         for version in reversed(existing.versions if existing else ()):
             if version.digest == new.digest:
-                for label in new.labels:  # it may have landed without them: make sure
-                    provider.move_label(new.prompt, label, version.id)
+                if new.labels and provider.capabilities.labels_at_once:  # it may have landed without them
+                    provider.move_labels(new.prompt, new.labels, version.id)
+                else:
+                    for label in new.labels:
+                        provider.move_label(new.prompt, label, version.id)
                 return version.id
         return provider.create_version(new)

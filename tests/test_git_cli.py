@@ -296,10 +296,10 @@ def platform_repo(repo, monkeypatch):
 
 def test_apply_to_a_platform_refuses_uncommitted_prompt_files(cli, platform_repo):
     write(platform_repo, "prompts/summary.yaml", SUMMARY.replace("Summarize", "Sum up"))
-    write(platform_repo, "prompts/new.yaml", SUMMARY)
+    write(platform_repo, "prompts/fresh.yaml", SUMMARY)
     r = cli("-C", platform_repo, "apply", "-t", "prod", "--auto-approve")
     assert (r.code, r.out) == (1, "")
-    assert r.err == ("Error: uncommitted changes in prompts/new.yaml, prompts/summary.yaml; commit them before "
+    assert r.err == ("Error: uncommitted changes in prompts/fresh.yaml, prompts/summary.yaml; commit them before "
                      "applying to target 'prod' (langfuse), or pass --allow-dirty\n")
     assert "sk-lf-secret-value" not in r.err
 

@@ -365,6 +365,31 @@ def test_a_text_prompt_turned_chat_is_a_plan_time_error_not_a_400_mid_apply(cli,
         assert emu.calls("POST") == posts  # refused before any write
 
 
+def test_labels_moving_to_one_version_are_one_patch(cli, creds, tmp_path):
+    emu = LangfuseEmulator(*creds)
+    with emu.serve() as server:
+        root = project(tmp_path, server.url)
+        assert cli("-C", root, "apply", "-t", "lf", "--auto-approve").code == 0
+        write(root, "prompts/summary.yaml", SUMMARY.replace("labels: {production: short, staging: long}",
+                                                          "labels: {production: long, staging: long, canary: long, "
+                                                          "beta: short}"))
+        commit(root, "B: promote long")
+        emu.faults.fail_next(20, status=403, body={"message": "forbidden", "error": "ForbiddenError"}, match="PATCH")
+        failed = cli("-C", root, "apply", "-t", "lf", "--auto-approve")
+        assert failed.code == 1
+        not_applied = failed.err.split("Not applied:")[1]
+        assert "summary: move label canary to long" in not_applied  # the batch failed as one
+        assert "summary: move label production to long" in not_applied
+        emu.faults.clear()
+        patches = emu.calls("PATCH")
+        r = cli("-C", root, "apply", "-t", "lf", "--auto-approve")
+        assert r.code == 0 and "3 labels moved" in r.out, r.out + r.err
+        assert emu.calls("PATCH") - patches == 2  # canary+production to v2 in one, beta to v1 in another
+        assert {k: v for k, v in emu.prompts.labels("summary").items() if k != "latest"} == {
+            "production": 2, "staging": 2, "canary": 2, "beta": 1}
+        assert cli("-C", root, "plan", "-t", "lf", "--detailed-exitcode").code == 0
+
+
 def test_traffic_in_a_file_targeted_at_langfuse_is_a_plan_time_error(cli, creds, tmp_path):
     emu = LangfuseEmulator(*creds)
     with emu.serve() as server:

@@ -9,7 +9,7 @@ re-reads the remote before trying again.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Collection, ContextManager, Mapping, Protocol
+from typing import Any, Collection, ContextManager, Mapping, Protocol, Sequence
 
 from ..model import RemoteState
 
@@ -21,6 +21,8 @@ class Capabilities:
     ``labels``: "many" (any number of labels) or "single" (one pointer, mapped to one label).
     ``reserved_labels``: labels the platform manages itself; never planned.
     ``metadata``: which of "tags"/"description" the platform stores (and can change on its own).
+    ``labels_at_once``: one call moves several labels to one version (``Provider.move_labels``;
+    Langfuse's ``newLabels``), so apply sends the moves to a version together.
     ``metadata_with_create``: the platform writes ``metadata`` only with a new version (Langfuse's
     tags, shared by all versions and rewritten by a create): apply sends them with the create of a
     version, and the planner warns, instead of planning a call, when only they differ.
@@ -50,6 +52,10 @@ class Capabilities:
     ``message_format``: the platform keeps the template format on each text message and reads a
     message without one as this format (PromptLayer: f-string), so a chat prompt of placeholders
     only can be stored in this format alone.
+    ``composition``: the syntax of references to other prompts that the platform inlines when it
+    serves a version (``"langfuse"``: ``@@@langfusePrompt:name=X|label=Y@@@``; ``"promptlayer"``:
+    snippets, ``@@@name@label:Y@@@``); None where text is served as written. See
+    :mod:`promptops.composition`.
 
     With ``labels == "single"`` and ``traffic``, the pointer *is* the deployment: a label with a
     traffic split is served by the split alone, and the label's own version is where the pointer
@@ -66,6 +72,7 @@ class Capabilities:
     metadata: frozenset[str] = frozenset({"tags", "description"})
     labels_on_create: bool = False
     metadata_with_create: bool = False
+    labels_at_once: bool = False
     model_config: bool = True
     reserved_model_keys: frozenset[str] = frozenset()
     empty_template: bool = True
@@ -76,6 +83,7 @@ class Capabilities:
     chat_roles: tuple[str, ...] | None = None
     message_format: str | None = None
     message_limit: int | None = None
+    composition: str | None = None
     reserved_names: frozenset[str] = frozenset()
     fixed_type: bool = False
 
@@ -83,16 +91,17 @@ class Capabilities:
 # What each provider kind can represent. Used by `validate` (offline) as well as by the planner,
 # so a file that a target cannot represent fails before any network call.
 CAPABILITIES: dict[str, Capabilities] = {
-    "local": Capabilities(traffic=True),
+    "local": Capabilities(traffic=True, labels_at_once=True),
     # Langfuse writes tags only with a new version (a create rewrites the tags of every version).
     "langfuse": Capabilities(
         remove_label=False, reserved_labels=frozenset({"latest"}), metadata=frozenset({"tags"}),
-        metadata_with_create=True, labels_on_create=True,
+        metadata_with_create=True, labels_on_create=True, labels_at_once=True,
         reserved_model_keys=frozenset({"model", "tools", "template_format"}),
         placeholder_names=r"^[A-Za-z][A-Za-z0-9_]*$",  # the API's own rule (a 400 otherwise)
         # RESERVED_PROMPT_NAMES in packages/shared/src/features/prompts/constants.ts: the server refuses them
         reserved_names=frozenset({"new", "metrics", "prompt-detail"}),
         fixed_type=True,  # createPrompt.ts: "Previous versions have different prompt type."
+        composition="langfuse",
     ),
     # PromptLayer: release labels ride on the publish; tags are written only with a new version,
     # so promptops does not manage them (as on Langfuse); no template deletion in the public API.
@@ -101,6 +110,7 @@ CAPABILITIES: dict[str, Capabilities] = {
         labels_on_create=True, tools_types=frozenset({"chat"}), model_requires=frozenset({"provider", "name"}),
         message_format="f-string", message_limit=72,
         server_resolve=True,  # A/B releases made in its web app are invisible to the API, but it says who gets what
+        composition="promptlayer",
     ),
     # PromptRails: one current version (set_current on create, or promote), Jinja2 rendered by the
     # platform, a version is a system prompt and a user prompt (tools kept in its config).
@@ -167,6 +177,11 @@ class Provider(Protocol):
 
     def move_label(self, prompt: str, label: str, version_id: str) -> None:
         """Point ``label`` at version ``version_id`` (creating the label if needed)."""
+        ...
+
+    def move_labels(self, prompt: str, labels: Sequence[str], version_id: str) -> None:
+        """Point every label of ``labels`` at version ``version_id`` in one call, all or none. Only
+        called when capabilities.labels_at_once (elsewhere a failure part-way would leave some moved)."""
         ...
 
     def remove_label(self, prompt: str, label: str) -> None:

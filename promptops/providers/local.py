@@ -39,7 +39,7 @@ import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Collection, ContextManager, Iterator, Mapping
+from typing import Any, Collection, ContextManager, Iterator, Mapping, Sequence
 
 from ..digest import canonical_json, content_digest
 from ..errors import ProviderError
@@ -255,12 +255,19 @@ class LocalProvider:
 
     def move_label(self, prompt: str, label: str, version_id: str) -> None:
         """Point ``label`` at version ``version_id`` (creating the label if needed)."""
-        with self._transaction(f"move label {label!r} of prompt {prompt!r}", write=True) as conn:
+        self.move_labels(prompt, (label,), version_id)
+
+    def move_labels(self, prompt: str, labels: Sequence[str], version_id: str) -> None:
+        """Point every label of ``labels`` at version ``version_id``, in one transaction."""
+        names = ", ".join(map(repr, labels))
+        with self._transaction(f"move label{'s' if len(labels) > 1 else ''} {names} of prompt {prompt!r}",
+                               write=True) as conn:
             pid = self._prompt_id(conn, prompt)
             number = self._version_number(conn, pid, prompt, version_id)
-            conn.execute(
+            conn.executemany(
                 "INSERT INTO labels (prompt_id, label, version) VALUES (?, ?, ?) "
-                "ON CONFLICT (prompt_id, label) DO UPDATE SET version = excluded.version", (pid, label, number))
+                "ON CONFLICT (prompt_id, label) DO UPDATE SET version = excluded.version",
+                [(pid, label, number) for label in labels])
 
     def remove_label(self, prompt: str, label: str) -> None:
         """Remove ``label`` (its traffic split, if any, is a separate thing and stays)."""

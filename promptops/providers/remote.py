@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Collection, ContextManager, Iterable, Mapping, TypeVar
+from typing import Any, Callable, Collection, ContextManager, Iterable, Mapping, Sequence, TypeVar
 
 from ..config import Target
 from ..digest import content_digest
@@ -72,6 +72,12 @@ class RemoteProvider:
         except ValueError as exc:
             raise ProviderError(f"target {self.target.name!r}: version {version} of {name!r} cannot be read as a "
                                 f"prompt ({exc})") from None
+
+    def move_labels(self, prompt: str, labels: Sequence[str], version_id: str) -> None:
+        """One ``move_label`` call per label: not all-or-none, which is why apply sends moves
+        together only to a platform whose own override is one call (``labels_at_once``)."""
+        for label in labels:
+            self.move_label(prompt, label, version_id)  # type: ignore[attr-defined]
 
     def _list_all(self) -> dict[str, Any]:
         """name -> what the platform's list says of the prompt, over every page."""
