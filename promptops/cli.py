@@ -29,7 +29,7 @@ from .commands import (
     show_cmd,
     validate_cmd,
 )
-from .errors import ApplyFailed, ConfigError, PromptOpsError, ValidationFailed
+from .errors import ApplyFailed, ConfigError, PromptOpsError, ProviderError, ValidationFailed
 from .render import plural
 
 def _wants_color(no_color: bool) -> bool:
@@ -133,8 +133,28 @@ def _report_apply_failure(exc: ApplyFailed, shown: int = 10) -> None:
             _err(f"  ... and {len(actions) - shown} more")
     if not exc.done:
         _err("\nNothing was applied.")
-    _err("\nRun `promptops apply` again to finish: versions are matched by content, so nothing is "
-         "created twice.")
+    _err("\n" + _next_step(exc.cause))
+
+
+def _next_step(cause: BaseException) -> str:
+    """What to do after a failed apply: run it again when the failure may pass (a timeout, a 5xx,
+    a lost connection, a rate limit, Ctrl-C); say what must change first when the platform refused
+    the request itself, since a re-run would be refused the same way."""
+    again = ("versions are matched by content, so what was applied is not created twice and the next apply "
+             "continues from there")
+    if not (isinstance(cause, ProviderError) and cause.deterministic):
+        return f"Run `promptops apply` again to finish: {again}."
+    if cause.status == 401:
+        return f"Running `promptops apply` again fails the same way until the credentials are fixed; then apply: {again}."
+    if cause.status == 403:
+        return (f"Running `promptops apply` again fails the same way until the key may do this; give it the "
+                f"permission (or use a key that has it), then apply again: {again}.")
+    if cause.status == 404:
+        return ("The platform no longer has what the plan names (changed outside promptops?): run `promptops "
+                f"plan` again and apply the new plan: {again}.")
+    return (f"The platform refused the request ({cause.status}), and running `promptops apply` again would be "
+            "refused the same way: change what the error names (in the prompt files or promptops.yaml), then "
+            f"run `promptops plan` and apply: {again}.")
 
 
 def _err(message: str) -> None:

@@ -63,11 +63,19 @@ class StalePlanError(PromptOpsError):
 
 
 class ProviderError(PromptOpsError):
-    """A remote or registry call failed. ``ambiguous`` means it may have taken effect."""
+    """A remote or registry call failed. ``ambiguous`` means it may have taken effect; ``status``
+    is the platform's HTTP status when it answered."""
 
-    def __init__(self, message: str, *, ambiguous: bool = False):
+    def __init__(self, message: str, *, ambiguous: bool = False, status: int | None = None):
         super().__init__(message)
         self.ambiguous = ambiguous
+        self.status = status
+
+    @property
+    def deterministic(self) -> bool:
+        """A refusal that the same request gets again (a 4xx other than 408 timeout, 409 conflict
+        and 429 rate limit): running again cannot help, something must change first."""
+        return self.status is not None and 400 <= self.status < 500 and self.status not in (408, 409, 429)
 
 
 class ApplyFailed(PromptOpsError):

@@ -48,9 +48,10 @@ USER_AGENT = f"promptops/{__version__}"
 class RemoteError(ProviderError):
     """A non-2xx answer: ``status`` and the server's own ``detail`` message (redacted)."""
 
+    status: int
+
     def __init__(self, message: str, *, status: int, detail: str = "", ambiguous: bool = False):
-        super().__init__(message, ambiguous=ambiguous)
-        self.status = status
+        super().__init__(message, ambiguous=ambiguous, status=status)
         self.detail = detail
 
 

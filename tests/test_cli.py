@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import jsonschema
+import pytest
 
 from conftest import REPO, git, write
 
@@ -329,3 +330,38 @@ def test_running_inside_the_project_points_at_its_root(cli, examples, monkeypatc
     assert r.code == 1
     assert r.err == (f"Error: no prompts folder prompts/ in {examples / 'prompts' / 'support'}; this is inside the "
                      f"project at {examples}: run promptops there, or use -C ../..\n")
+
+
+LF_CONFIG = """\
+targets:
+  lf:
+    provider: langfuse
+    base_url: %s
+    credentials: {public_key: "${LF_PUBLIC}", secret_key: "${LF_SECRET}"}
+"""
+
+
+@pytest.mark.parametrize(("status", "next_step"), [
+    (400, "The platform refused the request (400), and running `promptops apply` again would be refused the same "
+          "way: change what the error names"),
+    (422, "The platform refused the request (422)"),
+    (403, "Running `promptops apply` again fails the same way until the key may do this"),
+    (404, "The platform no longer has what the plan names (changed outside promptops?): run `promptops plan` again"),
+    (503, "Run `promptops apply` again to finish"),
+])
+def test_a_failed_apply_says_whether_running_again_can_help(cli, tmp_path, monkeypatch, status, next_step):
+    from emulators.langfuse import LangfuseEmulator
+
+    monkeypatch.setenv("LF_PUBLIC", "pk-lf-cli")
+    monkeypatch.setenv("LF_SECRET", "sk-lf-cli-secret")
+    emu = LangfuseEmulator("pk-lf-cli", "sk-lf-cli-secret", plan="none")
+    with emu.serve() as server:
+        write(tmp_path, "promptops.yaml", LF_CONFIG % server.url)
+        write(tmp_path, "prompts/a.yaml", "template: Hi {{name}}\nlabels: [production]\n")
+        emu.faults.fail_next(50, status=status, body={"message": "refused by the test"}, match="POST",
+                             headers={"Retry-After": "0"})
+        r = cli("-C", tmp_path, "apply", "-t", "lf", "--auto-approve", "--allow-dirty")
+    assert r.code == 1
+    assert next_step in " ".join(r.err.split())
+    assert ("again to finish" in r.err) == (status == 503)
+    assert "Traceback" not in r.err and "sk-lf-cli-secret" not in r.err
