@@ -3,7 +3,9 @@
 * Saved plans are checked for staleness first: the remote state of every prompt the plan touches
   is read again and compared with the snapshot in the plan.
 * Per prompt, actions run in plan order (create versions, labels, traffic, metadata); prompts run
-  in parallel up to the target's concurrency.
+  in parallel up to the target's concurrency, except that a prompt whose new version composes
+  another prompt of the plan starts after that prompt is done (the platform refuses a version
+  naming a label or version that does not exist yet).
 * On the first failure no new action starts; calls already in flight finish; the error lists what
   was applied and what was not. Re-running plan/apply converges, because versions are matched by
   digest.
@@ -17,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
+from .composition import dependencies, dependency_order
 from .errors import ApplyFailed, ProviderError, StalePlanError
 from .model import (
     Action,
@@ -148,10 +151,27 @@ def apply_plan(plan: Plan, provider: Provider, *, concurrency: int = 1, progress
                             else carried.metadata_by == action.version):
                         finished(move)
 
+    # A version composing another prompt of the plan is refused until that prompt's versions and
+    # labels exist, so a prompt starts once the prompts it composes are done. Prompts are submitted
+    # in that order and wait only on earlier ones, so a full pool never waits on a queued prompt.
+    deps = dependencies(plan.actions, provider.capabilities.composition)
+    order = dependency_order(list(by_prompt), deps)
+    settled = {name: threading.Event() for name in order}
+
+    def run_in_order(prompt: str) -> None:
+        try:
+            for earlier in order[: order.index(prompt)]:
+                if earlier in deps.get(prompt, ()):
+                    settled[earlier].wait()
+            if not stop.is_set():  # a prompt it composes failed: it would be refused
+                run_prompt(by_prompt[prompt])
+        finally:
+            settled[prompt].set()
+
     pool = ThreadPoolExecutor(max_workers=max(1, concurrency))
     interrupted: BaseException | None = None
     try:
-        for future in [pool.submit(run_prompt, acts) for acts in by_prompt.values()]:
+        for future in [pool.submit(run_in_order, name) for name in order]:
             future.result()
     except KeyboardInterrupt as exc:
         # Ctrl-C: prompts not yet started never start, running ones stop before their next call.

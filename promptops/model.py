@@ -148,6 +148,8 @@ class CreateVersion:
 
     ``base`` is the remote version the diff is shown against (None: show all content);
     ``base_content`` its content, kept in the plan so a saved plan renders the same diff.
+    ``affects`` names the prompts that compose this prompt's latest version (see
+    :mod:`promptops.composition`): what they serve changes too, without a version of theirs.
     """
 
     prompt: str
@@ -158,17 +160,23 @@ class CreateVersion:
     new_prompt: bool = False
     base: VersionRef | None = None
     base_content: Mapping[str, Any] | None = None
+    affects: tuple[str, ...] = ()
     kind: str = "create_version"
 
 
 @dataclass(frozen=True)
 class MoveLabel:
-    """Point ``label`` at ``to`` (``from_`` is None when the label does not exist remotely yet)."""
+    """Point ``label`` at ``to`` (``from_`` is None when the label does not exist remotely yet).
+
+    ``affects`` names the prompts that compose this label of the prompt (see
+    :mod:`promptops.composition`): what they serve changes with the move, without a version of theirs.
+    """
 
     prompt: str
     label: str
     from_: VersionRef | None
     to: VersionRef
+    affects: tuple[str, ...] = ()
     kind: str = "move_label"
 
 
@@ -259,7 +267,7 @@ def action_from_json(data: Mapping[str, Any]) -> Action:
         value = data[key]
         if name in _REF_FIELDS and cls in (CreateVersion, MoveLabel, RemoveLabel):
             value = VersionRef.from_json(value)
-        elif name == "versions":
+        elif name in ("versions", "affects"):
             value = tuple(value)
         kwargs[name] = value
     return cls(**kwargs)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from typing import Collection, Iterable, Sequence
 
+from .composition import with_affects
 from .config import Target
 from .errors import PlanError
 from .model import (
@@ -79,6 +80,8 @@ def build_plan(
             warnings.append(f"{name}: no file declares it, but provider {target.provider} cannot delete "
                             "prompts; delete it in the platform's UI if it should go")
     actions.sort(key=lambda a: a.prompt)  # stable: per-prompt order is kept
+    # a label move (or new latest version) of a composed prompt changes what its composers serve
+    actions = with_affects(actions, managed, target.capabilities.composition)
     touched = sorted({a.prompt for a in actions})
     return Plan(target=target.name, provider=target.provider, actions=tuple(actions),
                 remote=snapshot_of(remote, touched), warnings=tuple(warnings), commit=commit, dirty=dirty,

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+from . import composition
 from .config import CONFIG_FILE, Config, load_config
 from .digest import canonical_content, content_digest, normalize
 from .errors import ConfigError, Diagnostic
@@ -98,6 +99,8 @@ def load_project(root: Path, only: Sequence[Path] | None = None) -> Project:
     # name -> [(file, position of its name)] of every file that loaded cleanly
     names: dict[str, list[tuple[str, tuple[int, int]]]] = {}
     specs: dict[str, PromptSpec] = {}
+    composing = config.targets_known and any(t.capabilities.composition for t in config.targets.values())
+    composers: list[Path] = []  # unselected files that may compose a selected prompt
     for path in paths:
         rel = _display(path, root)
         if selected is not None and rel not in selected:
@@ -106,6 +109,8 @@ def load_project(root: Path, only: Sequence[Path] | None = None) -> Project:
             other = _peek_name(path, config)
             if other is not None:
                 names.setdefault(other[0], []).append((rel, other[1]))
+                if composing and _may_compose(path):
+                    composers.append(path)
             continue
         spec, file_diags, name_at = _load_prompt_file(path, config)
         project.files.append(rel)
@@ -122,9 +127,69 @@ def load_project(root: Path, only: Sequence[Path] | None = None) -> Project:
             project.diagnostics.extend(_duplicate_name(name, where))
     if selected is not None:
         project.diagnostics = [d for d in project.diagnostics if d.file in selected]
+    if composing:
+        # after the selection filter: a selected change can break a reference in another file
+        unique = {name: where[0][0] for name, where in names.items() if len(where) == 1}
+        project.diagnostics += _composition_diagnostics(project.specs, unique, composers, config, selected)
     project.specs.sort(key=lambda s: s.name)
     project.diagnostics.sort()
     return project
+
+
+def _may_compose(path: Path) -> bool:
+    """True when an unvalidated file may hold a composition reference (every syntax has ``@@@``)."""
+    try:
+        return b"@@@" in path.read_bytes()
+    except OSError:
+        return False
+
+
+def _composition_diagnostics(specs: Sequence[PromptSpec], files: Mapping[str, str], composers: Sequence[Path],
+                             config: Config, selected: set[str] | None) -> list[Diagnostic]:
+    """The composition rules (:func:`composition.check`) as located diagnostics.
+
+    ``specs`` are the validated prompts, ``files`` maps every uniquely named prompt to its file.
+    With a selection (``validate FILES``) the prompts the selected ones compose are loaded too
+    (their labels and types decide), and so are the ``composers`` (unselected files holding
+    ``@@@``): a change to a selected prompt that breaks a reference in another file is reported
+    there, since that is where it fails."""
+    known = {s.name: s for s in specs}
+    if selected is not None:
+        extra = [_load_prompt_file(path, config)[0] for path in composers]
+        pending = [s for s in (*specs, *extra) if s is not None]
+        while pending:
+            spec = pending.pop()
+            if known.setdefault(spec.name, spec) is not spec:
+                continue
+            for syntax in composition.SYNTAXES:
+                for _, ref in composition.references_of(spec, syntax):
+                    if ref.name not in known and ref.name in files:
+                        dep = _load_prompt_file(config.root / files[ref.name], config)[0]
+                        if dep is not None:
+                            pending.append(dep)
+    picked = {s.name for s in specs}
+    out = []
+    for problem in composition.check(list(known.values()), config.targets.values()):
+        spec = known[problem.prompt]
+        if selected is not None and spec.path not in selected and problem.ref.name not in picked:
+            continue  # neither the file nor the prompt it composes was selected
+        line, col = _locate(spec.path, config, problem.version, problem.ref)
+        out.append(Diagnostic(spec.path, line, col, problem.message, problem.hint, problem.severity))
+    return out
+
+
+def _locate(rel: str, config: Config, version: str, ref: composition.Reference) -> tuple[int, int]:
+    """The file position of a reference: the file is read again (only for a problem found)."""
+    loaded = load_yaml_file(config.root / rel, rel)
+    if loaded.diagnostics or not isinstance(loaded.data, dict):
+        return 1, 1
+    vpath: tuple = ("versions", version) if "versions" in loaded.data else ()
+    path = vpath + ref.path
+    check = _FileCheck(rel, loaded, config)
+    text = check._value(path)
+    if not isinstance(text, str):
+        return loaded.where(vpath) if vpath else (1, 1)
+    return check._text_position(path, text, ref.offset)
 
 
 def _no_prompts_folder(root: Path, prompts: str) -> str:
@@ -266,6 +331,16 @@ class _FileCheck:
         self.data: dict[str, Any] = loaded.data
         self.config = config
         self.diagnostics: list[Diagnostic] = []
+
+    def _value(self, path: tuple) -> Any:
+        """The value at ``path`` in the file's data, or None."""
+        value: Any = self.data
+        for part in path:
+            try:
+                value = value[part]
+            except (KeyError, IndexError, TypeError):
+                return None
+        return value
 
     def add(self, path: tuple, message: str, hint: str = "", *, key: bool = False) -> None:
         line, col = self.loaded.where(path, key=key)

@@ -419,6 +419,7 @@ def _create_version(action: CreateVersion, outside: frozenset[str]) -> list[_Lin
     template or messages, variables, model config, tools."""
     base, new = action.base_content, action.content
     out = [_item(_ACTION_INDENT, "+", f'version "{esc(action.version)}" (sha256:{short_digest(action.digest)})')]
+    out += _affects(action.affects)
     if base is not None:
         out += [_item(_DETAIL_INDENT, "~", f"{key}: {base.get(key)} -> {new.get(key)}")
                 for key in ("type", "template_format") if base.get(key) != new.get(key)]
@@ -427,6 +428,12 @@ def _create_version(action: CreateVersion, outside: frozenset[str]) -> list[_Lin
     out += _model_changes(base, new)
     out += _tools_changes(base, new)
     return out
+
+
+def _affects(names: Iterable[str]) -> list[_Line]:
+    """``# affects: a, b`` under an action that changes what the prompts composing it serve."""
+    names = list(names)
+    return [_Line(_DETAIL_INDENT, "", "# affects: " + ", ".join(esc(n) for n in names), "dim")] if names else []
 
 
 def _update_metadata(action: UpdateMetadata) -> list[_Line]:
@@ -458,7 +465,7 @@ def _action_lines(action: Action, outside: frozenset[str]) -> list[_Line]:
         return _create_version(action, outside)
     if isinstance(action, MoveLabel):
         body = f'label "{esc(action.label)}": {_ref(action.from_, outside)} -> {_ref(action.to, outside)}'
-        return [_item(a, "~", body)]
+        return [_item(a, "~", body), *_affects(action.affects)]
     if isinstance(action, RemoveLabel):
         return [_item(a, "-", f'label "{esc(action.label)}": {_ref(action.from_, outside)}')]
     if isinstance(action, SetTraffic):

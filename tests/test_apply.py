@@ -135,3 +135,65 @@ def test_stale_message_names_a_changed_traffic_split(examples, tmp_path):
     registry.set_traffic("support/reply", "production", None)
     with pytest.raises(StalePlanError, match=r"support/reply: traffic production v1 90%, v2 10% -> \(no split\)\)"):
         check_fresh(plan, registry)
+
+
+class Composing:
+    """The real LocalProvider as a platform that resolves Langfuse composition tags: a create
+    naming a label of another prompt that does not hold it yet is refused, as Langfuse refuses it
+    (400 "Prompt dependency not found")."""
+
+    def __init__(self, inner: LocalProvider):
+        from dataclasses import replace
+
+        self.inner, self.kind = inner, inner.kind
+        self.capabilities = replace(inner.capabilities, composition="langfuse")
+        self.creates: list[str] = []
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def create_version(self, new):
+        from promptops.composition import find_references
+
+        for ref in find_references(new.content, "langfuse"):
+            there = self.inner.read([ref.name]).prompts.get(ref.name)
+            if there is None or ref.label not in there.labels:
+                raise ProviderError(f"Prompt dependency not found: {ref.name} - label {ref.label}")
+        created = self.inner.create_version(new)
+        self.creates.append(new.prompt)
+        return created
+
+
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_a_prompt_composing_another_is_created_after_it(tmp_path, concurrency):
+    root = tmp_path / "project"
+    (root / "prompts").mkdir(parents=True)
+    # names sort composer first, so the plan lists it first
+    (root / "prompts/a-reply.yaml").write_text(
+        'template: "Reply. @@@langfusePrompt:name=z-tone|label=production@@@"\nlabels: [production]\n')
+    (root / "prompts/m-summary.yaml").write_text('template: "@@@langfusePrompt:name=a-reply|label=production@@@"\n')
+    (root / "prompts/z-tone.yaml").write_text("template: Be kind.\nlabels: [production]\n")
+    (root / "prompts/other.yaml").write_text("template: Unrelated.\n")
+    platform = Composing(LocalProvider(tmp_path / "r.db"))
+    plan = plan_for(root, platform)
+    assert [a.prompt for a in plan.actions][:2] == ["a-reply", "a-reply"]
+    apply_plan(plan, platform, concurrency=concurrency)
+    assert platform.creates.index("z-tone") < platform.creates.index("a-reply") < platform.creates.index("m-summary")
+    assert not plan_for(root, platform).has_changes
+
+
+def test_a_prompt_composing_one_that_failed_is_not_attempted(tmp_path):
+    root = tmp_path / "project"
+    (root / "prompts").mkdir(parents=True)
+    (root / "prompts/a-reply.yaml").write_text(
+        'template: "Reply. @@@langfusePrompt:name=z-tone|label=production@@@"\nlabels: [production]\n')
+    (root / "prompts/z-tone.yaml").write_text("template: Be kind.\nlabels: [production]\n")
+    registry = LocalProvider(tmp_path / "r.db")
+    platform = Composing(Flaky(registry, fail_at=1))
+    platform.capabilities = Composing(registry).capabilities
+    with pytest.raises(ApplyFailed) as info:
+        apply_plan(plan_for(root, registry), platform, concurrency=2)
+    assert str(info.value) == "connection dropped"
+    assert info.value.done == []
+    assert "a-reply: create version default" in info.value.not_done
+    assert platform.creates == []

@@ -236,3 +236,40 @@ def test_split_on_an_older_duplicate_of_the_content_is_kept():
     ramp = spec(versions={"a": "A", "b": "B"}, labels={"production": "a"}, traffic={"production": {"a": 80, "b": 20}})
     assert build_plan([ramp], remote(r), LOCAL).actions == (
         SetTraffic("p", "production", {"a": 90, "b": 10}, {"a": 80, "b": 20}, {"a": "1", "b": "2"}),)
+
+
+# --------------------------------------------------------------------------- composition
+
+
+def test_a_label_move_of_a_composed_prompt_names_the_prompts_composing_it():
+    base = spec("shared/tone", versions={"a": "Be kind.", "b": "Be brief."}, labels={"production": "b"})
+    reply = spec("support/reply", versions={"a": "Reply. @@@langfusePrompt:name=shared/tone|label=production@@@"},
+                 labels={"production": "a"})
+    triage = spec("triage/classify", versions={"a": "@@@langfusePrompt:name=shared/tone|label=production@@@ Go."},
+                  labels={"production": "a"})
+    pinned = spec("pinned", versions={"a": "@@@langfusePrompt:name=shared/tone|version=1@@@"}, labels={"production": "a"})
+    latest = spec("latest", versions={"a": "@@@langfusePrompt:name=shared/tone|label=latest@@@"})
+    here = remote(
+        RemotePrompt("shared/tone", versions=(rv("1", "Be kind."), rv("2", "Be brief.")), labels={"production": "1"}),
+        *(RemotePrompt(s.name, versions=(RemoteVersion("1", s.versions["a"].digest, s.versions["a"].content, {}),),
+                       labels={"production": "1"} if s.labels else {}) for s in (reply, triage, pinned, latest)))
+    plan = build_plan([base, reply, triage, pinned, latest], here, LANGFUSE)
+    assert plan.actions == (MoveLabel("shared/tone", "production", VersionRef("1", "a"), VersionRef("2", "b"),
+                                      affects=("support/reply", "triage/classify")),)
+    assert plan.to_json()["actions"][0]["affects"] == ["support/reply", "triage/classify"]
+    assert Plan.from_json(plan.to_json()) == plan
+
+    # a new version of it becomes Langfuse's `latest`: the prompts following `latest` are named
+    plan = build_plan([spec("shared/tone", versions={"c": "Be warm."}, labels={"production": "c"}),
+                       reply, triage, pinned, latest], here, LANGFUSE)
+    create, move = plan.actions
+    assert isinstance(create, CreateVersion) and create.affects == ("latest",)
+    assert move.affects == ("support/reply", "triage/classify")
+
+
+def test_composition_tags_affect_nothing_where_the_platform_serves_them_as_text():
+    base = spec("base", versions={"a": "A", "b": "B"}, labels={"production": "b"})
+    reply = spec("reply", versions={"a": "@@@langfusePrompt:name=base|label=production@@@"})
+    here = remote(RemotePrompt("base", versions=(rv("1", "A"), rv("2", "B")), labels={"production": "1"}))
+    plan = build_plan([base, reply], here, LOCAL)
+    assert [a.affects for a in plan.actions if isinstance(a, MoveLabel)] == [()]

@@ -173,7 +173,7 @@ DIGEST_PATTERN = "does not match '^sha256:[0-9a-f]{64}$'"
     pytest.param(lambda d: d["actions"][0].update(kind="create_prompt"), "'create_version' was expected",
                  id="unknown kind"),
     pytest.param(lambda d: d["actions"][0].pop("kind"), "'kind' is a required property", id="no kind"),
-    pytest.param(lambda d: _action(d, "move_label").update(kind="remove_label"), "('to' was unexpected)",
+    pytest.param(lambda d: _action(d, "move_label").update(kind="remove_label"), "('affects', 'to' were unexpected)",
                  id="fields of another kind"),
     pytest.param(lambda d: _action(d, "move_label").pop("to"), "'to' is a required property", id="missing key"),
     pytest.param(lambda d: _action(d, "remove_label").pop("from"), "'from' is a required property",

@@ -652,3 +652,19 @@ def test_saved_plan_renders_identically(name):
     assert render_text(loaded, color=True) == render_text(p, color=True)
     assert render_markdown(loaded) == render_markdown(p)
     assert render_json(loaded) == render_json(p)
+
+
+def test_a_label_move_of_a_composed_prompt_names_its_composers_in_text_markdown_and_json():
+    move = MoveLabel(prompt="shared/tone", label="production", from_=VersionRef("1", "kind"),
+                     to=VersionRef("2", "brief"), affects=("support/reply", "triage/classify"))
+    p = plan(move, remote={"shared/tone": snap(["1", "2"], labels={"production": "1"})})
+    out = render_text(p)
+    assert ('  ~ label "production": v1 (kind) -> v2 (brief)\n'
+            "      # affects: support/reply, triage/classify\n") in out
+    assert "!   label \"production\": v1 (kind) -> v2 (brief)\n      # affects: support/reply, triage/classify\n" in (
+        render_markdown(p))
+    assert json.loads(render_json(p))["actions"][0]["affects"] == ["support/reply", "triage/classify"]
+    # without composers nothing is added
+    bare = plan(MoveLabel(prompt="shared/tone", label="production", from_=VersionRef("1", "kind"),
+                          to=VersionRef("2", "brief")), remote={"shared/tone": snap(["1", "2"])})
+    assert "affects" not in render_text(bare)

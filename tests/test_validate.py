@@ -651,3 +651,138 @@ def test_prompt_file_suffix_is_matched_in_any_case(tmp_path: Path, capsys: pytes
     assert_no_crash(out, err)
     assert code == 1
     assert_diagnostics(err, [("prompts/Up.YAML:1:1", "prompt name 'Up' is also used by prompts/Up.yaml:1:1")])
+
+
+# --------------------------------------------------------------------------- composition references
+
+
+BASE = y("template: Be kind and brief.", "labels: [production]")
+
+
+def test_a_composition_tag_naming_an_undeclared_label_is_located_at_the_tag(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_project(tmp_path, {
+        "prompts/shared/tone.yaml": BASE,
+        "prompts/reply.yaml": y("versions:",
+                                "  stable:",
+                                "    template: |",
+                                "      Reply to {{question}}.",
+                                "      Tone: @@@langfusePrompt:name=shared/tone|label=staging@@@",
+                                "labels: {production: stable}"),
+    }, config=LANGFUSE)
+    code, out, err = run_validate(tmp_path, capsys)
+    assert_no_crash(out, err)
+    assert code == 1
+    assert_diagnostics(err, [("prompts/reply.yaml:5:13", (
+        "names label 'staging' of 'shared/tone', which prompts/shared/tone.yaml does not declare (its labels: "
+        "production)", "add 'staging' to labels: in prompts/shared/tone.yaml"))])
+    # validating only the composed-from file still reports it: its labels decide, and a commit
+    # dropping a label would break the composer
+    code, out, err = run_validate(tmp_path, capsys, "prompts/shared/tone.yaml")
+    assert code == 1
+    assert_diagnostics(err, [("prompts/reply.yaml:5:13", "names label 'staging' of 'shared/tone'")])
+    # and validating only the composer reads the composed-from file's labels
+    code, out, err = run_validate(tmp_path, capsys, "prompts/reply.yaml")
+    assert code == 1
+    assert_diagnostics(err, [("prompts/reply.yaml:5:13", "names label 'staging' of 'shared/tone'")])
+
+
+def test_a_chat_prompt_cannot_be_composed_on_langfuse(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_project(tmp_path, {
+        "prompts/persona.yaml": y("messages:", "  - {role: system, content: You are terse.}", "labels: [production]"),
+        "prompts/reply.yaml": y("messages:",
+                                "  - role: system",
+                                "    content: 'Reply. @@@langfusePrompt:name=persona|label=production@@@'",
+                                "labels: [production]"),
+    }, config=LANGFUSE)
+    code, out, err = run_validate(tmp_path, capsys)
+    assert code == 1
+    assert_diagnostics(err, [("prompts/reply.yaml:3:22", (
+        "names 'persona', a chat prompt (prompts/persona.yaml); Langfuse composes only text prompts"))])
+
+
+def test_a_composition_cycle_among_files_is_an_error_in_each_file(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_project(tmp_path, {
+        "prompts/a.yaml": y('template: "A then @@@langfusePrompt:name=b|label=production@@@"', "labels: [production]"),
+        "prompts/b.yaml": y('template: "B then @@@langfusePrompt:name=a|version=1@@@"', "labels: [production]"),
+        "prompts/c.yaml": y('template: "@@@langfusePrompt:name=c|label=production@@@"', "labels: [production]"),
+    }, config=LANGFUSE)
+    code, out, err = run_validate(tmp_path, capsys)
+    assert code == 1
+    assert_diagnostics(err, [
+        ("prompts/a.yaml:1:19", "closes a composition cycle (a -> b -> a), which Langfuse refuses to create"),
+        ("prompts/b.yaml:1:19", "closes a composition cycle (b -> a -> b)"),
+        ("prompts/c.yaml:1:12", "names the prompt itself"),
+    ])
+
+
+def test_a_chain_of_five_nested_compositions_is_an_error_on_langfuse(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # PromptService refuses a dependency at nesting level 5: p0 -> p1 -> ... -> p5 fails, p1 -> ... -> p5 is fine
+    files = {f"prompts/p{i}.yaml": y(f'template: "{i} @@@langfusePrompt:name=p{i + 1}|label=production@@@"',
+                                     "labels: [production]") for i in range(5)}
+    files["prompts/p5.yaml"] = BASE
+    write_project(tmp_path, files, config=LANGFUSE)
+    code, out, err = run_validate(tmp_path, capsys)
+    assert code == 1
+    assert_diagnostics(err, [("prompts/p0.yaml:1:14", (
+        "starts a chain of 5 nested compositions (p0 -> p1 -> p2 -> p3 -> p4 -> p5)", "resolves at most 4"))])
+
+
+def test_composition_tags_naming_other_prompts_or_the_platform_only_are_fine(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_project(tmp_path, {
+        "prompts/shared/tone.yaml": BASE,
+        "prompts/reply.yaml": y(
+            "template: >-",
+            "  @@@langfusePrompt:name=shared/tone|label=production@@@",
+            "  @@@langfusePrompt:name=shared/tone|label=latest@@@",
+            "  @@@langfusePrompt:name=shared/tone|version=3@@@",
+            "  @@@langfusePrompt:name=only/on/the/platform|label=whatever@@@",
+            "labels: [production]"),
+    }, config=LANGFUSE)
+    code, out, err = run_validate(tmp_path, capsys)
+    assert (code, error_lines(err)) == (0, []), err
+
+
+def test_composition_tags_are_plain_text_for_targets_that_do_not_resolve_them(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_project(tmp_path, {
+        "prompts/base.yaml": BASE,
+        "prompts/reply.yaml": y('template: "@@@langfusePrompt:name=base|label=staging@@@ @@@base@label:x@@@"'),
+    }, config=LOCAL_ONLY)
+    code, out, err = run_validate(tmp_path, capsys)
+    assert (code, error_lines(err)) == (0, []), err
+
+
+def test_a_malformed_langfuse_tag_is_a_warning_that_it_is_served_as_text(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_project(tmp_path, {"prompts/reply.yaml": y(
+        'template: "Hi @@@langfusePrompt:label=production|name=base@@@ @@@langfusePrompt:name=base|version=x1@@@"')},
+        config=LANGFUSE)
+    code, out, err = run_validate(tmp_path, capsys)
+    assert code == 0, err
+    warnings = [line for line in err.splitlines() if ": warning: " in line]
+    assert [w.split(": warning: ")[0] for w in warnings] == ["prompts/reply.yaml:1:15", "prompts/reply.yaml:1:63"]
+    assert all("is not a composition tag Langfuse reads: it is served as plain text" in w for w in warnings)
+
+
+def test_promptlayer_snippets_are_checked_like_langfuse_tags(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_project(tmp_path, {
+        "prompts/base.yaml": y("template_format: f-string", "template: Be kind.", "labels: [prod]"),
+        "prompts/chatty.yaml": y("template_format: f-string", "messages:", "  - {role: system, content: Hi}"),
+        "prompts/reply.yaml": y(
+            "template_format: f-string",
+            'template: "@@@base@@@ @@@base@label:prod@@@ @@@base@version_number:2@@@ @@@base@label:staging@@@"',
+            'labels: [prod]'),
+        "prompts/ask.yaml": y("template_format: f-string", 'template: "@@@chatty@@@ @@@base@version_number:two@@@"'),
+    }, config=PROMPTLAYER)
+    code, out, err = run_validate(tmp_path, capsys)
+    assert code == 1
+    assert_diagnostics(err, [
+        ("prompts/reply.yaml:2:73", "names label 'staging' of 'base', which prompts/base.yaml does not declare"),
+        ("prompts/ask.yaml:2:12", "names 'chatty', a chat prompt (prompts/chatty.yaml); PromptLayer composes only text"),
+        ("prompts/ask.yaml:2:25", "pins version 'two', which is not a positive whole number"),
+    ])
