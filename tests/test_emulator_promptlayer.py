@@ -51,7 +51,17 @@ def chat(*messages: tuple[str, str], fmt: str | None = None) -> dict:
     return {"type": "chat", "messages": out}
 
 
+def stored(t: str) -> list[dict]:
+    """A text block as the server stores and returns it (2026-02 cassette: ``id``/``annotations`` null)."""
+    return [{"type": "text", "text": t, "id": None, "annotations": None}]
+
+
 MODEL = {"model": {"provider": "openai", "name": "gpt-4o-mini", "parameters": {"temperature": 0.2}}}
+#: MODEL as the server stores it: the keys it fills in, in the order of the real answer recorded on
+#: 2026-02-23 (prompt-layer-library tests/fixtures/cassettes/test_run_logs_error_on_llm_auth_failure.yaml)
+STORED_MODEL = {"model": {"provider": "openai", "model_config_display_name": None, "base_model": None,
+                          "name": "gpt-4o-mini", "parameters": {"temperature": 0.2}, "display_params": {},
+                          "api_type": "chat-completions"}}
 
 
 class FakeClock:
@@ -155,8 +165,8 @@ def test_sdk_publish_with_release_labels_then_get_by_label_and_version(env):
     assert env.emu.labels("support/reply") == {"prod": 1, "staging": 2}  # staging moved
 
     prod = env.pl.templates.get("support/reply", {"label": "prod"})
-    assert prod["version"] == 1 and prod["prompt_template"]["messages"][0]["content"] == text("Be brief.")
-    assert prod["commit_message"] == "first" and prod["metadata"] == MODEL and prod["id"] == 1
+    assert prod["version"] == 1 and prod["prompt_template"]["messages"][0]["content"] == stored("Be brief.")
+    assert prod["commit_message"] == "first" and prod["metadata"] == STORED_MODEL and prod["id"] == 1
     assert prod["llm_kwargs"] == {"messages": [{"role": "system", "content": "Be brief."}], "model": "gpt-4o-mini",
                                   "temperature": 0.2}
     assert prod["provider_base_url"] is None and prod["snippets"] == [] and prod["workspace_id"] == 1
@@ -177,17 +187,17 @@ def test_sdk_get_renders_input_variables_on_the_server(env):
 
     got = env.pl.templates.get("greet", {"input_variables": {"persona": "a pirate", "name": "Bob", "vip": True}})
     messages = got["prompt_template"]["messages"]
-    assert messages[0]["content"] == text("You are a pirate.")
-    assert messages[1]["content"] == text("Hi Bob, welcome back")
+    assert messages[0]["content"] == stored("You are a pirate.")
+    assert messages[1]["content"] == stored("Hi Bob, welcome back")
     assert got["llm_kwargs"]["messages"] == [{"role": "system", "content": "You are a pirate."},
                                              {"role": "user", "content": text("Hi Bob, welcome back")}]
     # the stored version is untouched
-    assert env.emu.versions("greet")[0]["prompt_template"]["messages"][0]["content"] == text("You are {persona}.")
+    assert env.emu.versions("greet")[0]["prompt_template"]["messages"][0]["content"] == stored("You are {persona}.")
 
     # no input_variables: rendered with none (what the SDK's cache path assumes): variables become ""
     bare = env.pl.templates.get("greet")
-    assert bare["prompt_template"]["messages"][0]["content"] == text("You are .")
-    assert bare["prompt_template"]["messages"][1]["content"] == text("Hi ")
+    assert bare["prompt_template"]["messages"][0]["content"] == stored("You are .")
+    assert bare["prompt_template"]["messages"][1]["content"] == stored("Hi ")
 
 
 def test_sdk_cache_path_fetches_unrendered_and_renders_locally(make_env):
@@ -196,19 +206,19 @@ def test_sdk_cache_path_fetches_unrendered_and_renders_locally(make_env):
     cached = PromptLayer(api_key=KEY, base_url=env.url, cache_ttl_seconds=60)
 
     got = cached.templates.get("greet", {"label": "prod", "input_variables": {"name": "Ada"}})
-    assert got["prompt_template"]["messages"][0]["content"] == text("Hello Ada")
+    assert got["prompt_template"]["messages"][0]["content"] == stored("Hello Ada")
     assert got["llm_kwargs"]["messages"][0]["content"] == text("Hello Ada")
     # on the wire: the flag, and no input_variables
     assert env.bodies[-1][2] == {"api_key": KEY, "label": "prod", "skip_input_variable_rendering": True}
     assert env.emu.calls("POST", r"^/prompt-templates/greet$") == 1
 
     again = cached.templates.get("greet", {"label": "prod", "input_variables": {"name": "Bo"}})
-    assert again["prompt_template"]["messages"][0]["content"] == text("Hello Bo")
+    assert again["prompt_template"]["messages"][0]["content"] == stored("Hello Bo")
     assert env.emu.calls("POST", r"^/prompt-templates/greet$") == 1  # served from the cache
 
     raw = env.http.post("/prompt-templates/greet", json={"skip_input_variable_rendering": True,
                                                          "input_variables": {"name": "X"}}).json()
-    assert raw["prompt_template"]["messages"][0]["content"] == text("Hello {name}")
+    assert raw["prompt_template"]["messages"][0]["content"] == stored("Hello {name}")
     assert raw["llm_kwargs"]["messages"][0]["content"] == text("Hello {name}")
 
 
@@ -224,11 +234,11 @@ def test_sdk_all_paginates_newest_first_and_filters_by_label(env):
     assert env.pl.templates.all(page=4, per_page=2) == []
     latest = env.pl.templates.all()
     assert len(latest) == 5 and {i["prompt_name"]: i["version"] for i in latest}["p0"] == 2
-    assert latest[-1]["prompt_template"]["messages"][0]["content"] == text("v2 of 0")
+    assert latest[-1]["prompt_template"]["messages"][0]["content"] == stored("v2 of 0")
 
     prod = env.pl.templates.all(label="prod")
     assert [(i["prompt_name"], i["version"]) for i in prod] == [("p4", 1), ("p2", 1), ("p0", 1)]
-    assert prod[-1]["prompt_template"]["messages"][0]["content"] == text("v1 of 0")  # the label's version
+    assert prod[-1]["prompt_template"]["messages"][0]["content"] == stored("v1 of 0")  # the label's version
     assert env.pl.templates.all(label="nope") == []
 
 
@@ -347,6 +357,76 @@ def test_publish_response_shape_and_no_dedupe(env):
     assert env.emu.template("q") is None
 
 
+# The one recorded real publish (prompt-layer-library tests/fixtures/cassettes/
+# test_publish_template_async.yaml, 2025-04-14): what the SDK sent and what the server answered.
+RECORDED_TEMPLATE = {
+    "dataset_examples": [], "function_call": "none", "functions": [], "input_variables": [],
+    "messages": [{"content": [{"text": "", "type": "text"}], "dataset_examples": [], "input_variables": [],
+                  "name": None, "raw_request_display_role": "", "role": "system", "template_format": "f-string"},
+                 {"content": [{"text": "What is the capital of Japan?", "type": "text"}], "dataset_examples": [],
+                  "input_variables": [], "name": None, "raw_request_display_role": "", "role": "user",
+                  "template_format": "f-string"}],
+    "tool_choice": None, "tools": None, "type": "chat"}
+RECORDED_PARAMETERS = {"frequency_penalty": 0, "max_tokens": 256, "messages": [{"content": "Hello", "role": "system"}],
+                       "model": "gpt-4o", "presence_penalty": 0, "seed": 0, "temperature": 1, "top_p": 1}
+RECORDED_ANSWER_KEYS = ["id", "prompt_name", "tags", "prompt_template", "commit_message", "metadata",
+                        "release_labels"]
+
+
+def test_publish_answers_as_the_2025_04_recording_without_version_number_or_id(make_env):
+    env = make_env(answers="2025-04")
+    answer = env.pl.templates.publish({
+        "prompt_name": "sample_template", "prompt_template": RECORDED_TEMPLATE, "tags": ["test"],
+        "commit_message": "test", "metadata": {"model": {"name": "gpt-4o-mini", "provider": "openai",
+                                                          "parameters": RECORDED_PARAMETERS}}})
+    assert list(answer) == RECORDED_ANSWER_KEYS  # no version_number, prompt_version_id, version
+    assert (answer["id"], answer["prompt_name"], answer["tags"], answer["commit_message"]) == (
+        1, "sample_template", ["test"], "test")
+    assert answer["release_labels"] is None  # echoed as the SDK sent it
+    assert [m["content"] for m in answer["prompt_template"]["messages"]] == [stored(""),
+                                                                            stored("What is the capital of Japan?")]
+    assert answer["metadata"]["model"]["parameters"] == RECORDED_PARAMETERS
+    # the version is there all the same, and labels a publish carries still land on it
+    labelled = env.publish("sample_template", chat(("user", "v2")), release_labels=["prod"]).json()
+    assert list(labelled) == RECORDED_ANSWER_KEYS and labelled["release_labels"] == ["prod"]
+    assert env.emu.labels("sample_template") == {"prod": 2}
+    got = env.pl.templates.get("sample_template", {"label": "prod"})
+    assert got["version"] == 2 and got["prompt_template"]["messages"][0]["content"] == stored("v2")
+    # only the publish answer differs: reads, labels and patches answer as in the default mode
+    assert env.http.get("/prompt-templates/sample_template").json()["version"] == 2
+    patched = env.http.patch("/rest/prompt-templates/sample_template", json={"commit_message": "p"}).json()
+    assert patched["version_number"] == 3
+    with pytest.raises(ValueError, match="answers"):
+        PromptLayerEmulator(answers="2024")
+
+
+def test_stored_versions_carry_the_model_metadata_and_block_keys_the_server_fills_in(env):
+    assert env.publish("p", chat(("user", "Say {x}")), metadata=MODEL).status_code == 201
+    sent = {"model": {**MODEL["model"], "api_type": "responses", "base_model": "gpt-4o", "display_params": None}}
+    assert env.publish("q", {"type": "completion", "content": [{"type": "text", "text": "Q", "id": "b1"}]},
+                       metadata=sent).status_code == 201
+    assert env.publish("bare", chat(("user", "no model"))).status_code == 201
+
+    raw = env.http.get("/prompt-templates/p").json()
+    assert raw["metadata"] == STORED_MODEL and list(raw["metadata"]["model"]) == list(STORED_MODEL["model"])
+    assert raw["prompt_template"]["messages"][0]["content"] == stored("Say {x}")
+    rendered = env.http.post("/prompt-templates/p", json={"input_variables": {"x": "hi"}}).json()
+    assert rendered["metadata"] == STORED_MODEL
+    # the provider request carries bare blocks, as the recorded llm_kwargs does
+    assert rendered["llm_kwargs"]["messages"] == [{"role": "user", "content": text("Say hi")}]
+    assert {i["prompt_name"]: i["metadata"] for i in env.pl.templates.all()}["p"] == STORED_MODEL
+    assert env.pl.templates.get("p")["metadata"] == STORED_MODEL  # the official SDK reads them back
+
+    # what the client sent is kept as sent (null included); no model stays no model
+    q = env.emu.versions("q")[0]
+    assert (q["metadata"]["model"]["api_type"], q["metadata"]["model"]["base_model"]) == ("responses", "gpt-4o")
+    assert q["metadata"]["model"]["display_params"] is None
+    assert q["metadata"]["model"]["model_config_display_name"] is None
+    assert q["prompt_template"]["content"] == [{"type": "text", "text": "Q", "id": "b1", "annotations": None}]
+    assert env.emu.versions("bare")[0]["metadata"] is None
+    assert set(CHOICES) >= {"answers", "server_filled"}
+
+
 def test_stored_content_gets_server_defaults_and_keeps_unknown_keys(env):
     template = {"type": "chat", "x_custom": {"a": 1}, "messages": [
         {"role": "system", "content": [{"type": "text", "text": "S", "cache_control": {"type": "ephemeral"}}],
@@ -356,11 +436,11 @@ def test_stored_content_gets_server_defaults_and_keeps_unknown_keys(env):
                                               "function": {"name": "f", "arguments": "{}"}}]},
         {"role": "tool", "tool_call_id": "c1", "content": [{"type": "image_url", "image_url": {"url": "u"}}]}]}
     assert env.publish("p", template).status_code == 201
-    stored = env.http.get("/prompt-templates/p").json()["prompt_template"]
-    assert stored["x_custom"] == {"a": 1}
-    assert (stored["functions"], stored["tools"], stored["function_call"], stored["tool_choice"]) == (None,) * 4
-    assert stored["input_variables"] == [] and stored["dataset_examples"] == []
-    system, placeholder, assistant, tool = stored["messages"]
+    kept = env.http.get("/prompt-templates/p").json()["prompt_template"]
+    assert kept["x_custom"] == {"a": 1}
+    assert (kept["functions"], kept["tools"], kept["function_call"], kept["tool_choice"]) == (None,) * 4
+    assert kept["input_variables"] == [] and kept["dataset_examples"] == []
+    system, placeholder, assistant, tool = kept["messages"]
     assert system["my_key"] == 1 and system["content"][0]["cache_control"] == {"type": "ephemeral"}
     assert (system["template_format"], system["input_variables"], system["name"]) == ("f-string", [], None)
     assert system["raw_request_display_role"] == "" and system["dataset_examples"] == []
@@ -371,7 +451,8 @@ def test_stored_content_gets_server_defaults_and_keeps_unknown_keys(env):
     completion = {"type": "completion", "content": text("Summarise {{ doc }}"), "template_format": "jinja2"}
     assert env.publish("c", completion).status_code == 201
     got = env.http.post("/prompt-templates/c", json={"input_variables": {"doc": "this"}}).json()
-    assert got["prompt_template"]["content"] == text("Summarise this") and got["llm_kwargs"] == {"prompt": "Summarise this"}
+    assert got["prompt_template"]["content"] == stored("Summarise this")
+    assert got["llm_kwargs"] == {"prompt": "Summarise this"}
 
 
 @pytest.mark.parametrize("template, loc, type_", [
@@ -489,7 +570,7 @@ def test_raw_get_fields_and_errors(env):
     assert set(raw) == {"success", "id", "prompt_name", "version", "workspace_id", "prompt_template", "metadata",
                         "commit_message", "tags", "created_at", "snippets"}  # no release labels, no llm_kwargs
     assert raw["success"] is True and raw["version"] == 1 and raw["commit_message"] == "one" and raw["tags"] == ["t"]
-    assert raw["prompt_template"]["messages"][0]["content"] == text("Hi {name}")  # never rendered
+    assert raw["prompt_template"]["messages"][0]["content"] == stored("Hi {name}")  # never rendered
     assert env.http.get("/prompt-templates/p").json()["version"] == 2
     assert env.http.get("/prompt-templates/p", params={"version": 1}).json()["commit_message"] == "one"
     with_kwargs = env.http.get("/prompt-templates/p", params={"version": 1, "include_llm_kwargs": "true",
@@ -520,7 +601,7 @@ def test_rendered_get_options(env):
     assert got.status_code == 200
     body = got.json()
     assert body["version"] == 1
-    assert body["prompt_template"]["messages"][2]["content"] == text("{b.c} and {x}")  # dotted field: left as is
+    assert body["prompt_template"]["messages"][2]["content"] == stored("{b.c} and {x}")  # dotted field: left as is
     kwargs = body["llm_kwargs"]
     assert kwargs["system"] == "Sys A" and kwargs["model"] == "claude-x"
     assert kwargs["messages"] == [{"role": "user", "content": "earlier"},
@@ -672,8 +753,8 @@ def test_patch_creates_a_version_from_a_base(env):
     body = r.json()
     assert (body["version_number"], body["commit_message"], body["release_labels"]) == (3, "kinder", ["prod", "staging"])
     messages = body["prompt_template"]["messages"]
-    assert messages[0]["content"] == text("Be kind.") and messages[0]["role"] == "system"
-    assert messages[1]["content"] == text("{q}")  # from the labelled base (v1), not the latest (v2)
+    assert messages[0]["content"] == stored("Be kind.") and messages[0]["role"] == "system"
+    assert messages[1]["content"] == stored("{q}")  # from the labelled base (v1), not the latest (v2)
     assert body["metadata"]["model"]["parameters"] == {"temperature": 0.2, "max_tokens": 10}
     assert body["tags"] == ["t"]
     assert env.emu.labels("p") == {"prod": 3, "staging": 3}
@@ -681,7 +762,7 @@ def test_patch_creates_a_version_from_a_base(env):
     replaced = env.http.patch("/rest/prompt-templates/p", json={
         "version": 2, "messages": [{"role": "user", "content": text("only")}], "response_format": {"type": "json"},
         "tools": [{"type": "function", "function": {"name": "f"}}], "tool_choice": "auto"}).json()
-    assert [m["content"] for m in replaced["prompt_template"]["messages"]] == [text("only")]
+    assert [m["content"] for m in replaced["prompt_template"]["messages"]] == [stored("only")]
     assert replaced["prompt_template"]["messages"][0]["template_format"] == "f-string"
     assert replaced["metadata"]["model"]["parameters"]["response_format"] == {"type": "json"}
     assert replaced["prompt_template"]["tool_choice"] == "auto" and replaced["commit_message"] is None
@@ -704,7 +785,7 @@ def test_patch_creates_a_version_from_a_base(env):
     completion = env.emu.seed("comp", "Hello {name}")
     assert error(env.http.patch("/rest/prompt-templates/comp", json={"messages": []}), 400)
     changed = env.http.patch(f"/rest/prompt-templates/{completion['id']}", json={"content": {"0": {"text": "Bye"}}})
-    assert changed.json()["prompt_template"]["content"] == text("Bye")
+    assert changed.json()["prompt_template"]["content"] == stored("Bye")
     assert [v["version_number"] for v in env.emu.versions("p")] == [1, 2, 3, 4, 5]
 
 
@@ -830,7 +911,8 @@ def test_in_process_transport_answers_as_the_server_does(env):
 
 def test_command_line_server():
     proc = subprocess.Popen([sys.executable, "-m", "tests.emulators", "promptlayer", "--port", "0",
-                             "--option", "api_key=pl_cli", "--option", "rate_limit=100"], cwd=REPO,
+                             "--option", "api_key=pl_cli", "--option", "rate_limit=100",
+                             "--option", "answers=2025-04"], cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         url = proc.stdout.readline().strip()
@@ -838,6 +920,9 @@ def test_command_line_server():
         r = httpx.get(url + "/prompt-templates", headers={"X-API-KEY": "pl_cli"}, timeout=5)
         assert r.status_code == 200 and r.json()["total"] == 0
         assert httpx.get(url + "/prompt-templates", headers={"X-API-KEY": KEY}, timeout=5).status_code == 401
+        published = httpx.post(url + "/rest/prompt-templates", headers={"X-API-KEY": "pl_cli"}, timeout=5, json={
+            "prompt_template": {"prompt_name": "p"}, "prompt_version": {"prompt_template": chat(("user", "x"))}})
+        assert published.status_code == 201 and list(published.json()) == RECORDED_ANSWER_KEYS
     finally:
         proc.terminate()
         proc.wait(timeout=10)

@@ -21,6 +21,17 @@ model config is ``metadata.model``: ``provider`` and ``name`` as themselves, eve
 ``parameters``. ``input_variables`` are written for the platform's own rendering and ignored when
 reading. The provenance stamp is the ``commit_message`` (72 characters at most). Mustache is not
 a PromptLayer format (f-string and jinja2 are), so mustache files are a validation error.
+
+What the platform fills in on its own is not content: stored model metadata carries ``api_type:
+"chat-completions"``, ``display_params: {}``, ``base_model`` and ``model_config_display_name``
+null, text blocks ``id`` and ``annotations`` null (the SDK's recorded real answers), and a version
+promptops published reads back with the digest it was published with. Only values a file cannot
+express (a real ``display_params``, a ``base_model``, block annotations...) make a version "made in
+the web app", with a digest of its own.
+
+A publish answer need not name the new version: the recorded real answer of 2025-04 and the SDK's
+type carry no ``version_number``/``prompt_version_id``. Then the template is read back and the
+version found by its digest; when it cannot be, the outcome is ambiguous (it may have landed).
 """
 from __future__ import annotations
 
@@ -28,7 +39,7 @@ import threading
 from typing import Any, Collection, Mapping
 
 from ..config import Target
-from ..digest import canonical_content, sha256_of
+from ..digest import canonical_content, sha256_of, short_digest
 from ..errors import PromptOpsError, ProviderError
 from ..http import HttpSettings, NotFound, RemoteError
 from ..model import RemotePrompt, RemoteState, RemoteVersion
@@ -202,7 +213,8 @@ class PromptLayerProvider(RemoteProvider):
             model.update(params if isinstance(params, Mapping) else {})
             model.update({k: stored[k] for k in _MODEL_KEYS if stored.get(k) is not None})
         if template.get("type") == "chat" or "messages" in template:
-            messages, formats = [], []
+            messages: list[Mapping[str, Any]] = []
+            formats: list[str] = []
             for m in template.get("messages") or ():
                 if m.get("role") == "placeholder":
                     messages.append({"placeholder": m.get("name")})
@@ -229,13 +241,70 @@ class PromptLayerProvider(RemoteProvider):
                 "release_labels": sorted(new.labels)}
         answer = self.http.request("POST", "/rest/prompt-templates", json_body=body,
                                    what=f"create a version of {new.prompt!r}")
-        number = self.http.expect(answer, "version_number", int)
-        tid = self.http.expect(answer, "id", int)
+        # From here on the version exists (a 2xx answer): any failure to learn its number is an
+        # ambiguous outcome, never "not applied".
+        tid, number = (_int(answer.get(key)) if isinstance(answer, Mapping) else None
+                       for key in ("id", "version_number"))
         with self._lock:
-            self._ids[new.prompt] = tid
+            if tid is not None:
+                self._ids[new.prompt] = tid
+            else:
+                self._ids.pop(new.prompt, None)  # look it up again
             self._labels.pop(new.prompt, None)  # labels moved (and maybe created): read them again
         self._created(new.prompt)
-        return str(number)
+        if number is not None:
+            return str(number)
+        return self._published(new)
+
+    def _published(self, new: NewVersion) -> str:
+        """The number of the version a publish just made when its answer names none: the real
+        answer recorded in 2025-04 (prompt-layer-library tests/fixtures/cassettes/
+        test_publish_template_async.yaml) and the SDK's ``PublishPromptTemplateResponse`` carry no
+        ``version_number`` or ``prompt_version_id``. The template is read back, newest version
+        first, and the newest with the new content's digest is the one; the labels the publish
+        carried are then checked on it (moved there when they are not), so apply reports them
+        truly. ProviderError(ambiguous) when no version has the digest or a read fails: the
+        version was created, but which it is cannot be told."""
+        def unknown(why: str) -> ProviderError:
+            return ProviderError(f"target {self.target.name!r}: PromptLayer accepted the new version of "
+                                 f"{new.prompt!r} but its answer names no version number, and {why}; the version "
+                                 "(and the labels it carried) may have been applied: run plan again to see",
+                                 ambiguous=True)
+
+        try:
+            found = self._find_published(new)
+        except ProviderError as exc:
+            raise unknown(f"reading the template back failed ({exc})") from None
+        if found is None:
+            raise unknown(f"no version of it has the content's digest ({short_digest(new.digest)})")
+        try:
+            for label in new.labels:
+                self.move_label(new.prompt, label, found)
+        except ProviderError as exc:
+            raise unknown(f"checking the labels it carried on version {found} failed ({exc})") from None
+        return found
+
+    def _find_published(self, new: NewVersion) -> str | None:
+        """The number of the newest version of ``new.prompt`` with ``new.digest``, or None: the
+        latest version first (``GET`` without ``version``), then the older ones."""
+        tid = self._template_id(new.prompt)
+        latest = self.http.get(f"/prompt-templates/{tid}", what=f"read back {new.prompt!r}",
+                               params={"resolve_snippets": "false", "include_llm_kwargs": "false"})
+        newest = int(self.http.expect(latest, "version", int))
+        found = self._with_digest(new, [latest])
+        if found is None and newest > 1:
+            older = self._parallel(lambda n: self._fetch(tid, new.prompt, n), range(newest - 1, 0, -1))
+            found = self._with_digest(new, older)
+        return found
+
+    def _with_digest(self, new: NewVersion, rows: list[Any]) -> str | None:
+        """The number of the first of ``rows`` (version answers, None for a missing one) whose
+        digest is the new version's."""
+        with self.http.parsing(f"the versions of {new.prompt!r}", rows):
+            for row in rows:
+                if row is not None and self._version(new.prompt, row).digest == new.digest:
+                    return str(int(row["version"]))
+        return None
 
     def move_label(self, prompt: str, label: str, version_id: str) -> None:
         number = int(version_id)
@@ -323,7 +392,13 @@ class PromptLayerProvider(RemoteProvider):
         raise ProviderError(f"target {self.target.name!r}: PromptLayer's API cannot delete a prompt template")
 
 
-_UNSET = (None, "", [], {})
+_UNSET: tuple[Any, ...] = (None, "", [], {})
+# Keys the platform fills into stored model metadata without being sent, and the values it fills
+# in (the real answer recorded 2026-02: prompt-layer-library tests/fixtures/cassettes/
+# test_run_logs_error_on_llm_auth_failure.yaml): those values are defaults, not content. An
+# absent or null api_type is read by the SDK as "chat-completions" (promptlayer_mixins.py,
+# utils.py); display_params {}, base_model and model_config_display_name null are in _UNSET.
+_MODEL_DEFAULTS: dict[str, tuple[Any, ...]] = {"api_type": ("chat-completions",)}
 
 
 def unmapped(template: Mapping[str, Any], metadata: Any) -> list[str]:
@@ -361,13 +436,22 @@ def unmapped(template: Mapping[str, Any], metadata: Any) -> list[str]:
         params = model.get("parameters")
         if isinstance(params, Mapping) and set(params) & set(_MODEL_KEYS):
             found.append("model parameters")
-        found += [f"model {k}" for k, v in model.items() if k not in (*_MODEL_KEYS, "parameters") and v not in _UNSET]
+        found += [f"model {k}" for k, v in model.items() if k not in (*_MODEL_KEYS, "parameters")
+                  and v not in _UNSET and v not in _MODEL_DEFAULTS.get(k, ())]
     return found
 
 
+def _int(value: Any) -> int | None:
+    """``value`` when it is an integer (not a bool), else None."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 def _one_text_block(blocks: Any) -> bool:
+    """One text block holding nothing but its text: the server's null ``id`` and ``annotations``
+    are defaults, a real id, annotations or ``cache_control`` are not (a file cannot hold them)."""
     return (isinstance(blocks, list) and len(blocks) == 1 and isinstance(blocks[0], Mapping)
-            and blocks[0].get("type") == "text")
+            and blocks[0].get("type") == "text"
+            and all(v in _UNSET for k, v in blocks[0].items() if k not in ("type", "text")))
 
 
 def _block(text: str) -> dict[str, str]:

@@ -36,6 +36,17 @@ Everything the spec leaves open is decided here and listed in :data:`CHOICES`; t
   unknown keys are kept, so clients must tolerate extra keys.
 * Ids come from three counters with different bases (templates 1.., versions 101.., labels 1001..)
   so that a client mixing them up fails.
+* Model metadata and text blocks are stored with what the server fills in that the client never
+  sent (``api_type``, ``display_params``, ``base_model``, ``model_config_display_name``; a text
+  block's ``id`` and ``annotations``), in every mode: the newest recorded real answer
+  (cassettes/test_run_logs_error_on_llm_auth_failure.yaml, 2026-02) carries them.
+* ``answers="2025-04"`` answers a publish exactly as the only recorded real publish answer did
+  (cassettes/test_publish_template_async.yaml, 2025-04-14): ``id, prompt_name, tags,
+  prompt_template, commit_message, metadata, release_labels`` and no ``version_number``,
+  ``prompt_version_id`` or ``version`` (the SDK's ``PublishPromptTemplateResponse`` has none of
+  them either). The default, ``answers="current"``, answers as the OpenAPI of late 2025 does.
+
+The cassettes are in ``MagnivOrg/prompt-layer-library`` (commit c19662d), ``tests/fixtures/cassettes/``.
 """
 from __future__ import annotations
 
@@ -69,6 +80,19 @@ NAME_MAX = 512
 COMMIT_MESSAGE_MAX = 72
 FIRST_TEMPLATE_ID, FIRST_VERSION_ID, FIRST_LABEL_ID = 1, 101, 1001
 ADMIN_PREFIX = "/__emulator/ab-releases/"
+ANSWERS = ("current", "2025-04")
+#: The keys, in order, of the real publish answer recorded on 2025-04-14
+#: (prompt-layer-library tests/fixtures/cassettes/test_publish_template_async.yaml).
+PUBLISH_KEYS_2025_04 = ("id", "prompt_name", "tags", "prompt_template", "commit_message", "metadata",
+                        "release_labels")
+#: ``metadata.model`` as the server stores it, in the order of the real answer recorded on
+#: 2026-02-23 (cassettes/test_run_logs_error_on_llm_auth_failure.yaml); ``None`` marks the keys the
+#: client sends, the rest are the values the server fills in when the client sends no such key.
+STORED_MODEL: dict[str, Any] = {"provider": None, "model_config_display_name": None, "base_model": None,
+                                "name": None, "parameters": None, "display_params": {},
+                                "api_type": "chat-completions"}
+#: What the server adds to every text block (same cassette), after ``type`` and ``text``.
+TEXT_BLOCK_DEFAULTS: dict[str, Any] = {"id": None, "annotations": None}
 
 #: Where the spec is silent, what this emulator does (for adapter authors; see the module docstring).
 CHOICES = {
@@ -83,6 +107,18 @@ CHOICES = {
                   "so named; names are matched exactly (case-sensitive); deleted templates are never found",
     "ids": "integers from three counters: templates from 1, prompt_version_id from 101 (global), labels from 1001",
     "timestamps": "UTC 'YYYY-MM-DDTHH:MM:SSZ' (wall clock); ordering ties broken by id",
+    "answers": "'current' (default): publish and patch answer with prompt_version_id, version_number and version "
+               "(the OpenAPI of late 2025); '2025-04': publish answers with exactly the keys of the recorded "
+               "real answer (PUBLISH_KEYS_2025_04, cassettes/test_publish_template_async.yaml), its "
+               "prompt_template/metadata being the stored forms; patch, reads and labels answer alike in both "
+               "modes (no recorded 2025-04 patch answer exists)",
+    "server_filled": "in every mode, as the 2026-02 cassette (test_run_logs_error_on_llm_auth_failure.yaml) shows: "
+                     "metadata.model absent keys filled in the recorded order: model_config_display_name null, "
+                     "base_model null, display_params {}, api_type 'chat-completions' (for every provider: the "
+                     "recording is openai's and the SDK reads an absent api_type as chat-completions); keys the "
+                     "client sent are kept as sent, null included; every text block gets id null and annotations "
+                     "null unless sent; llm_kwargs blocks leave out a null id/annotations (the recorded llm_kwargs "
+                     "has bare {type, text}); metadata null stays null",
     "content_defaults": "stored as sent plus defaults: chat -> functions/tools/function_call/tool_choice null, "
                         "input_variables [], dataset_examples []; each non-placeholder message -> template_format "
                         "'f-string', input_variables [], name null, raw_request_display_role '', dataset_examples []; "
@@ -295,6 +331,8 @@ def _check_blocks(value: Any, loc: list, issues: list[dict]) -> list | None:
             if not isinstance(text, str):
                 issues.append(_not_str(where + ["text"]))
                 continue
+            # the server's keys after type and text, in the recorded order; the client's win
+            block = {"type": kind, "text": text, **TEXT_BLOCK_DEFAULTS, **block}
         out.append(copy.deepcopy(block))
     return out
 
@@ -436,10 +474,12 @@ def check_metadata(value: Any, loc: list, issues: list[dict]) -> dict | None:
         elif not isinstance(model[key], str):
             issues.append(_not_str(loc + ["model", key]))
     parameters = model.get("parameters")
+    if parameters is not None and not isinstance(parameters, dict):
+        issues.append(_not_dict(loc + ["model", "parameters"]))
+    # stored with the keys the server fills in (CHOICES["server_filled"]), in the recorded order
+    out["model"] = {**STORED_MODEL, **copy.deepcopy(model)}
     if parameters is None:
         out["model"]["parameters"] = {}
-    elif not isinstance(parameters, dict):
-        issues.append(_not_dict(loc + ["model", "parameters"]))
     return out
 
 
@@ -541,6 +581,20 @@ def _joined_text(blocks: Any) -> str:
                    and isinstance(b.get("text"), str))
 
 
+def _request_blocks(blocks: Any) -> list:
+    """Content blocks as the provider request carries them: a text block's null ``id`` and
+    ``annotations`` (filled in by the server) left out, as in the recorded ``llm_kwargs``."""
+    out = []
+    for block in blocks or []:
+        block = copy.deepcopy(block)
+        if isinstance(block, dict) and block.get("type") == "text":
+            for key in TEXT_BLOCK_DEFAULTS:
+                if key in block and block[key] is None:
+                    del block[key]
+        out.append(block)
+    return out
+
+
 def llm_kwargs(template: dict, metadata: dict | None, *, provider: str | None = None, model: str | None = None,
                overrides: Mapping[str, Any] | None = None, variables: Mapping[str, Any] | None = None) -> dict:
     """The provider-shaped request the platform returns with a template (see CHOICES["llm_kwargs"])."""
@@ -558,7 +612,7 @@ def llm_kwargs(template: dict, metadata: dict | None, *, provider: str | None = 
                     messages.extend(copy.deepcopy(m) for m in value if isinstance(m, dict))
                 continue
             content: Any = _joined_text(message.get("content")) if role in ("system", "developer") \
-                else copy.deepcopy(message.get("content") or [])
+                else _request_blocks(message.get("content"))
             entry: dict[str, Any] = {"role": role, "content": content}
             if message.get("name"):
                 entry["name"] = message["name"]
@@ -683,8 +737,10 @@ class PromptLayerEmulator(Emulator):
     ``api_key`` (default ``pl_test_key``), ``api_keys`` (more keys: a list or a comma-separated string),
     ``workspace_id`` (1), ``rate_limit`` (None: off; else requests per ``rate_window`` seconds per key),
     ``rate_window`` (60), ``retry_after_header`` (True: 429s carry ``Retry-After``), ``random_seed``
-    (A/B picks without metadata), ``user_email``. ``clock`` (monotonic, for the rate limit) and
-    ``wall_clock`` (timestamps) are injectable from Python.
+    (A/B picks without metadata), ``user_email``, ``answers`` (``"current"``, or ``"2025-04"``: a
+    publish answers as the 2025-04 cassette, without ``version_number``/``prompt_version_id``).
+    ``clock`` (monotonic, for the rate limit) and ``wall_clock`` (timestamps) are injectable from
+    Python.
 
     Test hooks: :meth:`seed`, :meth:`labels`, :meth:`versions`, :meth:`template`, :meth:`names`,
     :meth:`delete_template`, :meth:`set_ab_release`, :meth:`clear_ab_release`, :meth:`ab_release`,
@@ -697,9 +753,12 @@ class PromptLayerEmulator(Emulator):
     def __init__(self, api_key: str = "pl_test_key", api_keys: Iterable[str] | str | None = None,
                  workspace_id: int = 1, rate_limit: int | None = None, rate_window: float = 60.0,
                  retry_after_header: bool = True, random_seed: int | None = None,
-                 user_email: str = "emulator@promptlayer.test", clock: Callable[[], float] = time.monotonic,
-                 wall_clock: Callable[[], float] = time.time):
+                 user_email: str = "emulator@promptlayer.test", answers: str = "current",
+                 clock: Callable[[], float] = time.monotonic, wall_clock: Callable[[], float] = time.time):
         super().__init__()
+        if answers not in ANSWERS:
+            raise ValueError(f"answers must be one of {', '.join(ANSWERS)}, not {answers!r}")
+        self.answers = answers
         self.faults = PromptLayerFaults()
         extra = [k.strip() for k in api_keys.split(",")] if isinstance(api_keys, str) else list(api_keys or [])
         self.keys: set[str] = {api_key, *[k for k in extra if k]}
@@ -1057,7 +1116,10 @@ class PromptLayerEmulator(Emulator):
                 t.external_ids.append(entry)
         v = self._new_version(t, content, metadata, commit_message)
         self._apply_labels(t, v, labels or [])
-        return self._version_body(t, v, labels)
+        body = self._version_body(t, v, labels)
+        if self.answers == "2025-04":  # the recorded answer: no version number, no version id
+            body = {key: body[key] for key in PUBLISH_KEYS_2025_04}
+        return body
 
     def _publish(self, request: Request) -> Response:
         return Response(201, self._publish_body(self._json(request, required=True)))
