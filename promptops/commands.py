@@ -310,16 +310,19 @@ def _progress(message: str) -> None:
 @click.option("--vars", "vars_file", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
               help="Variable values from a YAML or JSON mapping.")
 @click.option("--examples", is_flag=True, help="Use the `example:` of declared variables for values not given.")
+@click.option("-t", "--target", "target_name", metavar="TARGET",
+              help="Resolve composition references as this target's platform does (default: default_target).")
 @common_options
 @pass_app
 def render_cmd(app: App, name: str, version: str | None, label: str | None, pairs: tuple[str, ...],
-               vars_file: Path | None, examples: bool) -> int:
+               vars_file: Path | None, examples: bool, target_name: str | None) -> int:
     """Print a prompt rendered locally with the given variables."""
     from .preview import preview
 
     project = _load(app).project
+    target = project.config.target(target_name)
     _echo(preview(project, name, version=version, label=label, pairs=pairs, vars_file=vars_file,
-                  examples=examples), nl=False)
+                  examples=examples, target=target), nl=False)
     return 0
 
 

@@ -458,12 +458,12 @@ def with_affects(actions: Sequence[Action], specs: Sequence[PromptSpec], syntax:
         return list(actions)
     out: list[Action] = []
     for action in actions:
-        names: tuple[str, ...] = ()
-        if isinstance(action, MoveLabel):
-            names = index.get((action.prompt, action.label), ())
-        elif isinstance(action, CreateVersion):
-            names = index.get((action.prompt, None), ())
-        out.append(replace(action, affects=names) if names else action)
+        if isinstance(action, MoveLabel) and (names := index.get((action.prompt, action.label))):
+            out.append(replace(action, affects=names))
+        elif isinstance(action, CreateVersion) and (names := index.get((action.prompt, None))):
+            out.append(replace(action, affects=names))
+        else:
+            out.append(action)
     return out
 
 
@@ -483,8 +483,8 @@ def dependencies(actions: Sequence[Action], syntax: str | None) -> dict[str, set
 
 
 def dependency_order(prompts: Sequence[str], deps: Mapping[str, set[str]]) -> list[str]:
-    """``prompts`` with each after the prompts it depends on (otherwise in the given order); the
-    prompts of a cycle, which the platform refuses anyway, keep their given order."""
+    """``prompts`` with each after the prompts it depends on (depth first, in the given order); a
+    cycle, which the platform refuses anyway, is broken where it is met first."""
     order: list[str] = []
     placed: set[str] = set()
     visiting: set[str] = set()

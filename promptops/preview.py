@@ -7,6 +7,7 @@ from typing import Any, Mapping, Sequence
 
 import yaml
 
+from . import composition
 from .config import Target
 from .errors import ConfigError, PromptOpsError
 from .history import fetch_prompt
@@ -18,12 +19,20 @@ from .templates import render
 
 
 def preview(project: Project, name: str, *, version: str | None, label: str | None, pairs: Sequence[str],
-            vars_file: Path | None, examples: bool) -> str:
-    """The rendered prompt as text: a text prompt as is; a chat prompt as ``[role]`` blocks."""
+            vars_file: Path | None, examples: bool, target: Target | None = None) -> str:
+    """The rendered prompt as text: a text prompt as is; a chat prompt as ``[role]`` blocks.
+
+    With a ``target`` whose platform inlines composition references (``Capabilities.composition``),
+    they are first replaced from the files, as that platform serves the prompt (the prompts the
+    target manages; ConfigError when the files cannot tell, see :func:`composition.resolve`);
+    variables are then rendered over the whole text, as the platform's SDKs do."""
     spec = _spec(project, name)
     chosen = _pick_version(spec, version, label)
     values = _values(spec, pairs, vars_file, examples)
     content = chosen.content
+    if target is not None:
+        managed = {s.name: s for s in project.specs if s.managed_by(target.name)}
+        content = composition.resolve(content, managed, target.capabilities.composition, root=spec.name)
     fmt = content["template_format"]
     if content["type"] == "text":
         return _ensure_newline(render(content["template"], fmt, values))

@@ -183,7 +183,7 @@ def _locate(rel: str, config: Config, version: str, ref: composition.Reference) 
     loaded = load_yaml_file(config.root / rel, rel)
     if loaded.diagnostics or not isinstance(loaded.data, dict):
         return 1, 1
-    vpath: tuple = ("versions", version) if "versions" in loaded.data else ()
+    vpath: tuple[Any, ...] = ("versions", version) if "versions" in loaded.data else ()
     path = vpath + ref.path
     check = _FileCheck(rel, loaded, config)
     text = check._value(path)
