@@ -256,14 +256,16 @@ class Platform:
         return sum(1 for method, _ in self.emu.log if method != "GET")
 
 
-ALL = ["local", "langfuse", "promptlab", "promptlayer", "promptrails"]
-REMOTE = ["langfuse", "promptlab", "promptlayer", "promptrails"]
+# "promptlayer@2025-04": PromptLayer answering a publish as its recorded 2025-04 answer did (no
+# version_number), the emulator's answers="2025-04"
+ALL = ["local", "langfuse", "promptlab", "promptlayer", "promptlayer@2025-04", "promptrails"]
+REMOTE = ["langfuse", "promptlab", "promptlayer", "promptlayer@2025-04", "promptrails"]
 TRAFFIC = ["local", "promptlab"]
 
 
 @pytest.fixture
 def platform(request, tmp_path: Path, monkeypatch) -> Platform:
-    kind = request.param
+    kind, _, answers = request.param.partition("@")
     root = init_repo(tmp_path / "repo")
     with ExitStack() as stack:
         emu, url, auth, key = None, None, None, None
@@ -279,7 +281,7 @@ def platform(request, tmp_path: Path, monkeypatch) -> Platform:
             emu = PromptLabEmulator(PL_KEY, plan=None)
         elif kind == "promptlayer":
             monkeypatch.setenv("PROMPTLAYER_API_KEY", PLY_KEY)
-            emu, key = PromptLayerEmulator(api_key=PLY_KEY), PLY_KEY
+            emu, key = PromptLayerEmulator(api_key=PLY_KEY, answers=answers or "current"), PLY_KEY
         elif kind == "promptrails":
             monkeypatch.setenv("PROMPTRAILS_API_KEY", PR_KEY)
             emu, key = PromptRailsEmulator(api_key=PR_KEY), PR_KEY
