@@ -147,7 +147,7 @@ def apply_plan(plan: Plan, provider: Provider, *, concurrency: int = 1, progress
                 # must not list them as not applied
                 for move in actions:
                     if id(move) in carried.moves and (
-                            move.to.version == action.version if isinstance(move, MoveLabel)  # type: ignore[union-attr]
+                            move.to.version == action.version if isinstance(move, MoveLabel)
                             else carried.metadata_by == action.version):
                         finished(move)
 
