@@ -40,7 +40,7 @@ REPO = Path(__file__).resolve().parent.parent
 KEY = "pr_live_test"
 PROMPTS = "/api/v1/prompts"
 KSUID = re.compile(r"^[0-9A-Za-z]{27}$")
-STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
+STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{0,5}[1-9])?Z$")  # Go's RFC3339Nano, to the µs
 PROMPT_FIELDS = {"id", "workspace_id", "name", "description", "status", "created_at", "updated_at",
                  "current_version", "current_version_id"}
 VERSION_FIELDS = {"id", "prompt_id", "version", "system_prompt", "user_prompt", "llm_model_id",
@@ -132,7 +132,7 @@ def test_sdk_prompt_crud_round_trip(env):
     created = env.sdk.prompts.create(name="support-reply", description="the support bot")
     assert KSUID.match(created.id) and created.workspace_id == DEFAULT_WORKSPACE
     assert (created.name, created.description, created.current_version) == ("support-reply", "the support bot", None)
-    assert created.created_at == created.updated_at == "2025-05-08T14:10:00.000000Z"
+    assert created.created_at == created.updated_at == "2025-05-08T14:10:00Z"
 
     got = env.sdk.prompts.get(created.id)
     assert (got.id, got.name, got.description) == (created.id, "support-reply", "the support bot")
@@ -140,7 +140,7 @@ def test_sdk_prompt_crud_round_trip(env):
     env.wall.advance(90)
     updated = env.sdk.prompts.update(created.id, description="tone: friendly", name="support-reply-v2")
     assert (updated.name, updated.description) == ("support-reply-v2", "tone: friendly")
-    assert updated.updated_at == "2025-05-08T14:11:30.000000Z" and updated.created_at == created.created_at
+    assert updated.updated_at == "2025-05-08T14:11:30Z" and updated.created_at == created.created_at
     assert env.emu.prompt("support-reply-v2")["status"] == "active" and env.emu.prompt_id("support-reply") is None
 
     page = env.sdk.prompts.list()
@@ -221,7 +221,8 @@ def test_sdk_exceptions_for_400_401_403_404(env):
     assert len(env.emu.log) == 6  # six calls, none of them retried
 
 
-def test_sdk_retries_409_three_times_and_then_raises_server_error(env, sleeps):
+def test_sdk_retries_409_three_times_and_then_raises_server_error(make_env, sleeps):
+    env = make_env(reject_duplicates=True)
     pid = new_prompt(env)
     env.sdk.prompts.create_version(pid, version="1.0.0", user_prompt="one")
     with pytest.raises(ServerError) as exc:
@@ -313,7 +314,7 @@ def test_get_prompt_has_current_version_and_current_version_id(env):
     assert set(v) == VERSION_FIELDS
     data = body_of(env.http.get(f"{PROMPTS}/{pid}"), 200)["data"]
     assert data["current_version_id"] == v["id"] and data["current_version"] == v
-    assert data["updated_at"] == v["created_at"] == "2025-05-08T14:10:05.000000Z"  # a new version touches the prompt
+    assert data["updated_at"] == v["created_at"] == "2025-05-08T14:10:05Z"  # a new version touches the prompt
     assert (v["temperature"], v["max_tokens"], v["top_p"], v["cache_timeout"]) == (0.7, 256, None, 30)
     assert (v["llm_model_id"], v["fallback_llm_model_id"], v["output_schema"]) == (
         "2N8Dx8a2a1qUspBKbP02vqA01aA", None, {"type": "object"})
@@ -345,6 +346,30 @@ def test_envelope_variants(make_env):
     assert shapes["v2"][1] == {"meta": {"total": 1, "page": 1, "limit": 1, "pages": 1}}
 
 
+def test_the_meta_envelope_has_promptrails_locals_objects(make_env):
+    env = make_env(envelope="meta")
+    pid = new_prompt(env)
+    bare = body_of(env.http.get(f"{PROMPTS}/{pid}"), 200)["data"]
+    assert set(bare) == PROMPT_FIELDS - {"current_version", "current_version_id"}  # omitempty, no v2 field
+    v = new_version(env, pid, "1", set_current=True)
+    assert set(v) == VERSION_FIELDS - {"is_active"} and v["is_current"] is True
+    data = body_of(env.http.get(f"{PROMPTS}/{pid}"), 200)["data"]
+    assert set(data) == PROMPT_FIELDS - {"current_version_id"} and data["current_version"] == v
+    assert body_of(env.http.get(PROMPTS), 200)["data"] == [data]
+    assert body_of(env.http.get(f"{PROMPTS}/{pid}/versions"), 200) == {"data": [v]}
+
+
+def test_timestamps_are_go_rfc3339nano_with_the_fraction_trimmed(env):
+    pid = new_prompt(env)
+    stamps = []
+    for step in (0.25, 0.000001, 0.749999, 0.1):
+        env.wall.advance(step)
+        stamps.append(new_version(env, pid, None)["created_at"])
+    assert stamps == ["2025-05-08T14:10:00.25Z", "2025-05-08T14:10:00.250001Z", "2025-05-08T14:10:01Z",
+                      "2025-05-08T14:10:01.1Z"]
+    assert all(STAMP.match(s) for s in stamps)
+
+
 def test_error_variants(make_env):
     flat = make_env()
     assert body_of(flat.http.get(f"{PROMPTS}/nope"), 404) == {"data": None, "error": "prompt not found",
@@ -371,7 +396,7 @@ def test_ids_are_ksuids_carrying_the_creation_time(env):
     ids = [pid, v["id"]] + [env.emu.seed_prompt(f"p{i}")["id"] for i in range(50)]
     assert all(KSUID.match(i) for i in ids) and len(set(ids)) == len(ids)
     assert ksuid_time(pid) == int(WALL_START) and ksuid_time(v["id"]) == int(WALL_START) + 3600
-    assert STAMP.match(v["created_at"]) and v["created_at"] == "2025-05-08T15:10:00.000000Z"
+    assert STAMP.match(v["created_at"]) and v["created_at"] == "2025-05-08T15:10:00Z"
     assert ksuid_time(DEFAULT_WORKSPACE) > 1_400_000_000  # the default workspace id is a KSUID too
 
 
@@ -417,7 +442,8 @@ def test_a_post_only_server_makes_the_sdk_put_fail_after_its_retries(make_env, s
         PromptRailsEmulator(promote_methods="PATCH")
 
 
-def test_versions_are_immutable_and_version_strings_unique_per_prompt(env):
+def test_versions_are_immutable_and_version_strings_unique_per_prompt_when_duplicates_are_rejected(make_env):
+    env = make_env(reject_duplicates=True)
     pid = new_prompt(env)
     v = new_version(env, pid, "1.0.0", user="original", set_current=True)
     for method in ("PATCH", "PUT", "DELETE", "GET"):
@@ -431,6 +457,20 @@ def test_versions_are_immutable_and_version_strings_unique_per_prompt(env):
     # a version with the same content is a new version (no server-side dedupe)
     again = new_version(env, pid, "1.0.1", user="original")
     assert again["id"] != v["id"] and [x["version"] for x in env.emu.versions("support-reply")] == ["1.0.0", "1.0.1"]
+
+
+def test_a_duplicate_version_string_is_a_second_version_as_in_promptrails_local(env):
+    pid = new_prompt(env)
+    first = new_version(env, pid, "1.0.0", user="original", set_current=True)
+    second = new_version(env, pid, "1.0.0", user="other", set_current=False)
+    third = new_version(env, pid, "1.0.0", user="original")  # the same content too: still a new version
+    assert len({first["id"], second["id"], third["id"]}) == 3
+    listed = body_of(env.http.get(f"{PROMPTS}/{pid}/versions"), 200)["data"]
+    assert [(v["id"], v["version"], v["is_current"]) for v in listed] == [
+        (third["id"], "1.0.0", False), (second["id"], "1.0.0", False), (first["id"], "1.0.0", True)]
+    body_of(env.http.put(f"{PROMPTS}/{pid}/versions/{second['id']}/promote", json={}), 200)
+    assert env.emu.current("support-reply")["id"] == second["id"]  # promote goes by id, not by string
+    assert body_of(env.http.get(f"{PROMPTS}/{pid}"), 200)["data"]["current_version"]["user_prompt"] == "other"
 
 
 def test_version_string_is_optional_and_numbered_past_taken_ones(env):
@@ -503,7 +543,18 @@ def test_exactly_one_current_version_once_any_is_promoted(env):
     assert env.emu.current("support-reply")["version"] == "5"  # the last step promoted created[4], made at step 5
 
 
-def test_versions_list_paginates_only_when_asked(env):
+def test_versions_list_ignores_page_and_limit_as_in_promptrails_local(env):
+    pid = new_prompt(env)
+    for i in range(25):
+        new_version(env, pid, f"{i}")
+    for params in ({}, {"page": 2, "limit": 2}, {"limit": 500}, {"page": "x"}):
+        everything = body_of(env.http.get(f"{PROMPTS}/{pid}/versions", params=params), 200)
+        assert [v["version"] for v in everything["data"]] == [str(i) for i in reversed(range(25))]
+        assert "meta" not in everything and "pagination" not in everything
+
+
+def test_versions_list_paginates_only_when_asked_with_versions_paged(make_env):
+    env = make_env(versions_paged=True)
     pid = new_prompt(env)
     for i in range(5):
         new_version(env, pid, f"{i}")
@@ -512,7 +563,8 @@ def test_versions_list_paginates_only_when_asked(env):
     page = body_of(env.http.get(f"{PROMPTS}/{pid}/versions", params={"page": 2, "limit": 2}), 200)
     assert [v["version"] for v in page["data"]] == ["2", "1"]
     assert page["meta"] == {"page": 2, "limit": 2, "total": 5, "total_pages": 3, "pages": 3}
-    flat_error(env.http.get(f"{PROMPTS}/{pid}/versions", params={"limit": 0}), 400, "bad_request")
+    silent = body_of(env.http.get(f"{PROMPTS}/{pid}/versions", params={"limit": 0}), 200)  # 0 -> 20, no 400
+    assert len(silent["data"]) == 5 and silent["meta"]["limit"] == 20
 
 
 # ------------------------------------------------------------------------------------ prompts
@@ -531,7 +583,8 @@ def test_create_prompt_with_content_makes_a_current_v1(env):
     assert env.emu.names() == ["go-v2", "empty"]
 
 
-def test_prompt_names_are_unique_per_workspace(env):
+def test_prompt_names_are_unique_per_workspace_when_duplicates_are_rejected(make_env):
+    env = make_env(reject_duplicates=True)
     pid = new_prompt(env, "a")
     new_prompt(env, "b")
     flat_error(env.http.post(PROMPTS, json={"name": "a"}), 409, "conflict")
@@ -540,6 +593,17 @@ def test_prompt_names_are_unique_per_workspace(env):
     env.emu.add_key("pr_live_other", "3MSIfHx532S4iOp5OSTOJd0eCJO")
     r = env.http.post(PROMPTS, json={"name": "a"}, headers={"X-API-Key": "pr_live_other"})
     assert body_of(r, 201)["data"]["workspace_id"] == "3MSIfHx532S4iOp5OSTOJd0eCJO"
+
+
+def test_a_duplicate_prompt_name_is_a_second_prompt_as_in_promptrails_local(env):
+    first = new_prompt(env, "a")
+    second = new_prompt(env, "a")
+    other = new_prompt(env, "b")
+    assert first != second
+    assert body_of(env.http.patch(f"{PROMPTS}/{other}", json={"name": "a"}), 200)["data"]["name"] == "a"
+    listed = body_of(env.http.get(PROMPTS), 200)
+    assert [(p["id"], p["name"]) for p in listed["data"]] == [(other, "a"), (second, "a"), (first, "a")]
+    assert listed["meta"]["total"] == 3
 
 
 def test_update_prompt_fields_and_validation(env):
@@ -563,11 +627,11 @@ def test_delete_is_204_empty_and_takes_the_versions(env):
     assert body_of(env.http.post(PROMPTS, json={"name": "support-reply"}), 201)  # the name is free again
 
 
-def test_list_query_limits_clamp_and_search(env):
+def test_list_query_limits_and_search(env):
     for i in range(120):
         env.emu.seed_prompt(f"Support-{i:03d}" if i % 2 else f"sales-{i:03d}")
-    big = body_of(env.http.get(PROMPTS, params={"limit": 500}), 200)
-    assert len(big["data"]) == 100 and big["meta"]["limit"] == 100 and big["meta"]["total_pages"] == 2
+    full = body_of(env.http.get(PROMPTS, params={"limit": 100}), 200)
+    assert len(full["data"]) == 100 and full["meta"]["limit"] == 100 and full["meta"]["total_pages"] == 2
     last = body_of(env.http.get(PROMPTS, params={"page": 2, "limit": 100}), 200)
     assert len(last["data"]) == 20 and last["data"][-1]["name"] == "sales-000"
     assert body_of(env.http.get(PROMPTS, params={"page": 9}), 200)["data"] == []
@@ -579,8 +643,31 @@ def test_list_query_limits_clamp_and_search(env):
     empty = body_of(env.http.get(PROMPTS, params={"search": "zzz"}), 200)
     assert empty["data"] == [] and empty["meta"] == {"page": 1, "limit": 20, "total": 0, "total_pages": 0,
                                                          "pages": 0}
-    for bad in ({"page": 0}, {"page": "x"}, {"limit": -3}, {"limit": "1.5"}):
-        flat_error(env.http.get(PROMPTS, params=bad), 400, "bad_request")
+
+
+
+@pytest.mark.parametrize("limit", ["101", "500", "0", "-3", "1.5", "x", "", " 5", "99999999999999999999999"])
+def test_a_limit_promptrails_local_does_not_take_is_silently_20(env, limit):
+    for i in range(45):
+        env.emu.seed_prompt(f"p{i:02d}")
+    body = body_of(env.http.get(PROMPTS, params={"limit": limit}), 200)
+    assert [p["name"] for p in body["data"]] == [f"p{i:02d}" for i in range(44, 24, -1)]  # newest first, 20
+    assert body["meta"] == {"page": 1, "limit": 20, "total": 45, "total_pages": 3, "pages": 3}
+    assert body["pagination"] == {"page": 1, "limit": 20, "total": 45, "total_pages": 3}
+    third = body_of(env.http.get(PROMPTS, params={"limit": limit, "page": 3}), 200)
+    assert [p["name"] for p in third["data"]] == [f"p{i:02d}" for i in range(4, -1, -1)]
+
+
+@pytest.mark.parametrize("params, page, limit", [
+    ({"page": "0"}, 1, 20), ({"page": "-2"}, 1, 20), ({"page": "x"}, 1, 20), ({"page": "2.0"}, 1, 20),
+    ({"page": "+2", "limit": "+3"}, 2, 3), ({"page": "02", "limit": "100"}, 2, 100), ({"limit": "1"}, 1, 1),
+    ([("limit", "2"), ("limit", "500")], 1, 2),  # the first of repeated arguments, as Go's url.Values.Get
+])
+def test_page_and_limit_are_read_as_promptrails_local_reads_them(env, params, page, limit):
+    for i in range(5):
+        env.emu.seed_prompt(f"p{i}")
+    meta = body_of(env.http.get(PROMPTS, params=params), 200)["meta"]
+    assert (meta["page"], meta["limit"]) == (page, limit)
 
 
 def test_quota_is_402(make_env):
@@ -737,9 +824,12 @@ def test_seed_helpers_and_reset():
     assert [v["version"] for v in emu.versions("greeter")] == ["1.0.0", "1.1.0"]  # oldest first
     assert emu.current("greeter")["id"] == v1["id"] and v1["temperature"] == 0.2 and v1["config"] == {"t": 1}
     assert emu.prompt("greeter")["current_version_id"] == v1["id"]
+    assert emu.seed("greeter", "dup", version="1.0.0", current=False)["version"] == "1.0.0"  # duplicates are kept
+    strict = PromptRailsEmulator(reject_duplicates=True)
+    strict.seed("greeter", "one", version="1.0.0")
     with pytest.raises(HttpError) as exc:
-        emu.seed("greeter", "dup", version="1.0.0")
-    assert exc.value.response.status == 409
+        strict.seed("greeter", "dup", version="1.0.0")
+    assert exc.value.response.status == 409 and len(strict.versions("greeter")) == 1
     with pytest.raises(HttpError) as exc:
         emu.seed("new-one", "")  # invalid: the prompt is not left behind
     assert exc.value.response.status == 400 and emu.prompt_id("new-one") is None
@@ -794,7 +884,7 @@ def test_concurrent_set_current_creates_leave_exactly_one_current(env):
 
 def test_choices_are_documented():
     for key in ("auth", "workspace_header", "envelopes", "pagination", "version_body", "preview", "promote",
-                "rate_limit", "quota", "prompt_create"):
+                "rate_limit", "quota", "prompt_create", "duplicates", "versions_list", "timestamps"):
         assert CHOICES[key]
 
 

@@ -7,14 +7,32 @@ What PromptRails holds (../shared/providers-api.md section 3, sdk-contracts.md s
 * immutable versions, each a ``system_prompt`` and a ``user_prompt`` (Jinja2, rendered by the
   platform) with a ``config`` object and a ``message``; the ``version`` string is the client's
   choice: promptops writes the first 12 hex digits of the content digest, so the same content
-  always gets the same string;
+  always gets the same string. The official local emulator (promptrails-local) does not make
+  version strings (or prompt names) unique, a server may: promptops is exact either way (see
+  "Duplicates" below);
 * one current version per prompt (``is_current``, ``is_active`` in API v2), set by
   ``set_current`` on create or by ``promote``; no labels, no traffic.
 
 Envelopes differ between the docs, the SDKs and the official local emulator: lists carry their
-page counts in ``meta`` or ``pagination`` (``pages`` or ``total_pages``), errors are flat
-(``{"error": "text", "message": ...}``) or nested (``{"error": {"code", "message"}}``); every
-variant is read (errors by the shared HTTP layer).
+page counts in ``meta`` or ``pagination`` (``pages`` or ``total_pages``, else ``total`` and
+``limit``), errors are flat (``{"error": "text", "message": ...}``) or nested (``{"error": {"code",
+"message"}}``); every variant is read (errors by the shared HTTP layer).
+
+Paging: lists are asked for 100 a page (the documented maximum) and followed by the page counts
+the answer reports, which are computed with the page size the server really used (promptrails-local
+silently uses 20 for a ``limit`` it does not take). A prompt list without counts is read until a
+page adds nothing; a versions list without counts is the whole list (promptrails-local ignores
+``page`` there). Items are taken once by id (a list read while versions are added shifts), and a
+page that adds nothing while the counts promise more is an error, never a silently short list.
+
+Duplicates: a version is shown (its promptops id) by its ``version`` string when no other version
+of the prompt has that string, else by its server id, so ids stay unique and the current pointer
+reads back exactly. Before creating, the version string is looked up in the versions this session
+read (the prompt's versions are read first when it has not): a version with the same digest is the
+one to use (a create whose answer was lost, a concurrent apply), one with other content is an
+error. After an ambiguous create failure that knowledge is dropped, so a retry reads again before
+it creates: no server needs to answer 409 for promptops to avoid a duplicate. A server that does
+(a string taken since the read) gets the same lookup.
 
 How that maps onto promptops (design.md section 4): the target's one label (default
 ``production``) is the current version. A text prompt is the user prompt with an empty system
@@ -26,7 +44,10 @@ The provenance stamp is the version's ``message``. The prompt's description is i
 """
 from __future__ import annotations
 
+import math
+import re
 import threading
+from datetime import datetime, timedelta, timezone
 from typing import Any, Collection, Mapping
 
 from ..config import Target
@@ -68,6 +89,9 @@ class PromptRailsProvider(RemoteProvider):
         self.pointer = target.labels[0] if target.labels else DEFAULT_LABEL
         self._ids: dict[str, list[str]] = {}  # name -> prompt ids (more than one is an error when used)
         self._versions: dict[tuple[str, str], str] = {}  # (name, version id as shown) -> server version id
+        # name -> version string -> [(digest, id as shown)], for the prompts whose versions this
+        # session read (or created empty); absent: unknown, read before a create
+        self._taken: dict[str, dict[str, list[tuple[str, str]]]] = {}
         self._promote_verb = "POST"  # API v2; PUT for servers of the older API (the Python SDK's verb)
         self._lock = threading.Lock()
 
@@ -82,21 +106,38 @@ class PromptRailsProvider(RemoteProvider):
     def _list_all(self) -> dict[str, list[str]]:
         """name -> prompt ids, over every page of ``GET /api/v1/prompts``."""
         found: dict[str, list[str]] = {}
+        items = self._pages(API, "list prompts", whole_without_counts=False)
+        with self.http.parsing("list prompts", items):
+            for item in items:
+                found.setdefault(str(item["name"]), []).append(str(item["id"]))
+        return found
+
+    def _pages(self, path: str, what: str, *, whole_without_counts: bool) -> list[Mapping[str, Any]]:
+        """Every item of a list endpoint, in the server's order, each id once. Pages are followed
+        as the answer's counts say (:func:`_page_count`); without counts, one answer is the whole
+        list when ``whole_without_counts``, else pages are read until one adds nothing. A page that
+        adds nothing while the counts promise more (a server ignoring ``page``) is a ProviderError:
+        a short list would plan creates of what exists."""
+        items: list[Mapping[str, Any]] = []
         seen: set[str] = set()
         page = 1
         while True:
-            body = self.http.get(API, params={"page": page, "limit": PAGE_LIMIT}, what="list prompts")
-            items = self.http.expect(body, "data", list)
-            before = len(seen)
-            with self.http.parsing("list prompts", body):
-                for item in items:
-                    pid = str(item["id"])
-                    if pid not in seen:
-                        seen.add(pid)
-                        found.setdefault(str(item["name"]), []).append(pid)
-                more = _more_pages(body, page, len(items))
-            if not more or len(seen) == before:  # a page adding nothing ends it
-                return found
+            body = self.http.get(path, params={"page": page, "limit": PAGE_LIMIT}, what=what)
+            chunk = self.http.expect(body, "data", list)
+            with self.http.parsing(what, body):
+                new = [item for item in chunk if str(item["id"]) not in seen]
+                pages = _page_count(body)
+            seen.update(str(item["id"]) for item in new)
+            items += new
+            if pages is None:
+                if whole_without_counts or not new:
+                    return items
+            elif not new and 1 < page <= pages:  # a page the counts promised, with nothing new on it
+                raise ProviderError(f"target {self.target.name!r}: PromptRails answered page {page} of {pages} "
+                                    f"for {what} with nothing new (is `page` ignored?); promptops stops rather "
+                                    "than plan on a partial list")
+            elif page >= pages:
+                return items
             page += 1
 
     def read(self, names: Collection[str] | None = None) -> RemoteState:
@@ -126,40 +167,35 @@ class PromptRailsProvider(RemoteProvider):
 
     def _version_rows(self, name: str, pid: str) -> list[Mapping[str, Any]]:
         """Every version of the prompt: a plain list, or pages when the server paginates it."""
-        rows: list[Mapping[str, Any]] = []
-        page = 1
-        while True:
-            body = self.http.get(f"{API}/{pid}/versions", params={"page": page, "limit": PAGE_LIMIT},
-                                 what=f"read the versions of {name!r}")
-            items = self.http.expect(body, "data", list)
-            rows += items
-            with self.http.parsing(f"the versions of {name!r}", body):
-                paged = isinstance(body.get("meta"), dict) or isinstance(body.get("pagination"), dict)
-                if not paged or not items or not _more_pages(body, page, len(items)):
-                    return rows
-            page += 1
+        return self._pages(f"{API}/{pid}/versions", f"read the versions of {name!r}", whole_without_counts=True)
 
     def _versions_of(self, name: str, rows: list[Mapping[str, Any]]
                      ) -> tuple[tuple[RemoteVersion, ...], dict[str, str]]:
-        """The versions oldest first, and shown id -> server id (remembered for promote). A version
-        is shown by its version string, or by its server id when the string is not unique in the
-        prompt (made by hand)."""
-        # oldest first by creation time; the server lists newest first, so equal times (a coarse
-        # clock) keep the server's order reversed
-        stamps = [str(r.get("created_at") or "") for r in rows]
-        rows = list(reversed(rows)) if stamps and stamps[0] >= stamps[-1] else list(rows)
-        rows.sort(key=lambda r: str(r.get("created_at") or ""))
+        """The versions oldest first, and shown id -> server id (remembered for promote, with the
+        version strings for :meth:`create_version`). A version is shown by its version string, or
+        by its server id when another version of the prompt has the same string (a duplicate,
+        which a server need not refuse), the string is empty, or it is another version's id."""
+        rows = _oldest_first(rows)
         strings = [str(r.get("version") or "") for r in rows]
+        server_ids = {str(r["id"]) for r in rows}
         versions, ids = [], {}
+        taken: dict[str, list[tuple[str, str]]] = {}
         for row, string in zip(rows, strings):
-            shown = string if string and strings.count(string) == 1 else str(row["id"])
-            ids[shown] = str(row["id"])
+            server = str(row["id"])
+            unique = bool(string) and strings.count(string) == 1 and string not in server_ids
+            shown = string if unique else server
+            ids[shown] = server
             content = self.to_content(row)
-            versions.append(RemoteVersion(id=shown, digest=self._digest(name, shown, content), content=content,
+            digest = self._digest(name, shown, content)
+            taken.setdefault(string, []).append((digest, shown))
+            versions.append(RemoteVersion(id=shown, digest=digest, content=content,
                                           provenance=parse_message(row.get("message")),
                                           created_at=row.get("created_at")))
         with self._lock:
+            # replaced, not merged: an id shown by its string yesterday may be shown by its server id now
+            self._versions = {k: v for k, v in self._versions.items() if k[0] != name}
             self._versions.update({(name, local): server for local, server in ids.items()})
+            self._taken[name] = taken
         return tuple(versions), ids
 
     # ------------------------------------------------------------------ content mapping
@@ -172,7 +208,7 @@ class PromptRailsProvider(RemoteProvider):
         system, user = str(row.get("system_prompt") or ""), str(row.get("user_prompt") or "")
         if not system:
             return canonical_content(type="text", template_format=FORMAT, template=user, model=config, tools=tools)
-        messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
+        messages: list[Mapping[str, Any]] = [{"role": "system", "content": system}, {"role": "user", "content": user}]
         return canonical_content(type="chat", template_format=FORMAT, messages=messages, model=config, tools=tools)
 
     def to_body(self, content: Mapping[str, Any]) -> dict[str, Any]:
@@ -195,43 +231,82 @@ class PromptRailsProvider(RemoteProvider):
     # ------------------------------------------------------------------ writing
 
     def create_version(self, new: NewVersion) -> str:
+        """Create the version named by its digest's first 12 hex digits and return its id as a
+        read shows it. A version of the prompt already holding that string and digest is used
+        instead (made by a create whose answer was lost, or a concurrent apply), one holding the
+        string with other content is a ProviderError: whether or not the server refuses a taken
+        string (409), promptops never makes a second version of one string itself."""
         fields = self.to_body(new.content)
         pid = self._prompt_id(new.prompt, create=True)
+        assert pid is not None  # create=True: an id or an error
         string = short_digest(new.digest)  # the version string: the digest's first 12 hex digits
+        existing = self._holding(new, pid, string)
+        if existing is not None:
+            return existing
         body = {"version": string, **fields, "set_current": self.pointer in new.labels,
                 "message": message(new.provenance, MESSAGE_LIMIT)}
         try:
             row = self.http.request("POST", f"{API}/{segment(pid)}/versions", json_body=body,
                                     what=f"create a version of {new.prompt!r}")
-        except RemoteError as exc:
-            if exc.status != 409:
+        except ProviderError as exc:
+            self._forget(new.prompt)  # it may have landed (or, 409, been made since the read): read again
+            if not isinstance(exc, RemoteError) or exc.status != 409:
                 raise
-            # The version string is taken: by this content, created before an answer was lost
-            # (the string comes from the digest), or by someone else's version of that name.
-            return self._existing(new, pid, string)
+            # a server refusing a taken string: taken since this session read the prompt, by this
+            # content (another apply) or by other content
+            existing = self._holding(new, pid, string)
+            if existing is None:
+                raise
+            return existing
         row = self.http.expect(row, "data", dict)
         server = str(self.http.expect(row, "id", str))
         with self._lock:
             self._versions[(new.prompt, string)] = server
+            known = self._taken.get(new.prompt)
+            if known is not None:
+                known.setdefault(string, []).append((new.digest, string))
         return string
 
-    def _existing(self, new: NewVersion, pid: str, string: str) -> str:
-        rows = self._version_rows(new.prompt, segment(pid))
-        with self.http.parsing(f"the versions of {new.prompt!r}", rows):
-            versions, _ = self._versions_of(new.prompt, rows)
-        match = next((v for v in versions if v.id == string and v.digest == new.digest), None)
-        if match is None:
+    def _holding(self, new: NewVersion, pid: str, string: str) -> str | None:
+        """The id (as shown) of the newest version of ``new.prompt`` with version string
+        ``string`` and ``new``'s digest, made current when ``new`` carries the pointer; None when
+        no version has the string; ProviderError when only versions with other content have it.
+        The prompt's versions are read first unless this session knows them."""
+        with self._lock:
+            known = self._taken.get(new.prompt)
+        if known is None:
+            rows = self._version_rows(new.prompt, segment(pid))
+            with self.http.parsing(f"the versions of {new.prompt!r}", rows):
+                self._versions_of(new.prompt, rows)
+            with self._lock:
+                known = self._taken.get(new.prompt, {})
+        holders = list(known.get(string, ()))
+        same = [shown for digest, shown in holders if digest == new.digest]
+        if same:
+            if self.pointer in new.labels:
+                self.move_label(new.prompt, self.pointer, same[-1])
+            return same[-1]
+        if holders:
             raise ProviderError(f"target {self.target.name!r}: {new.prompt!r} already has a version {string!r} with "
                                 "other content (made outside promptops); rename that version in PromptRails")
-        if self.pointer in new.labels:
-            self.move_label(new.prompt, self.pointer, string)
-        return string
+        return None
+
+    def _forget(self, prompt: str) -> None:
+        """Drop what this session knows of ``prompt``'s version strings: the next create reads them."""
+        with self._lock:
+            self._taken.pop(prompt, None)
 
     def _prompt_id(self, name: str, *, create: bool) -> str | None:
-        """The prompt's id; when it has none and ``create``, the prompt is created. ProviderError
-        when several prompts have the name (promptops could not tell which one it manages)."""
+        """The prompt's id, from this session's listing (made first when there is none: a server
+        need not refuse a second prompt of one name); when it has none and ``create``, the prompt
+        is created. ProviderError when several prompts have the name (promptops could not tell
+        which one it manages)."""
         with self._lock:
             ids = self._ids.get(name)
+        if not ids and self._listed is None:
+            self._listing()
+            with self._lock:
+                ids = self._ids.get(name)
         if ids and len(ids) > 1:
             raise ProviderError(f"target {self.target.name!r}: {len(ids)} PromptRails prompts are named {name!r} "
                                 f"(ids {', '.join(ids)}); delete or rename all but one")
@@ -256,6 +331,7 @@ class PromptRailsProvider(RemoteProvider):
             return self._prompt_id(name, create=False)
         with self._lock:
             self._ids[name] = [pid]
+            self._taken[name] = {}  # a new prompt has no versions
         self._created(name)
         return pid
 
@@ -310,16 +386,66 @@ class PromptRailsProvider(RemoteProvider):
                 pass  # already gone: the goal is reached
         with self._lock:
             self._ids.pop(prompt, None)
+            self._taken.pop(prompt, None)
+            self._versions = {k: v for k, v in self._versions.items() if k[0] != prompt}
         self._deleted(prompt)
 
 
-def _more_pages(body: Mapping[str, Any], page: int, count: int) -> bool:
-    """Whether a list answer has pages after ``page``: from ``meta`` or ``pagination`` (``pages``
-    or ``total_pages``), else a full page means maybe."""
+def _page_count(body: Mapping[str, Any]) -> int | None:
+    """The number of pages a list answer reports in ``meta`` or ``pagination``: ``pages`` or
+    ``total_pages``, else ``ceil(total / limit)`` (the limit the server used, which need not be
+    the one asked for); None when it reports none."""
     for key in ("meta", "pagination"):
         info = body.get(key)
-        if isinstance(info, Mapping):
-            pages = info.get("pages", info.get("total_pages"))
-            if isinstance(pages, int) and not isinstance(pages, bool):
-                return page < pages
-    return count >= PAGE_LIMIT
+        if not isinstance(info, Mapping):
+            continue
+        pages = _int(info.get("pages", info.get("total_pages")))
+        total, limit = _int(info.get("total")), _int(info.get("limit"))
+        if pages is not None:
+            return pages
+        if total is not None and limit is not None and limit > 0:
+            return math.ceil(total / limit)
+    return None
+
+
+def _int(value: Any) -> int | None:
+    """``value`` when it is a JSON integer (not a boolean), else None."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+_STAMP = re.compile(r"(\d{4})-(\d\d)-(\d\d)[Tt ](\d\d):(\d\d):(\d\d)(?:\.(\d+))?([Zz]|[+-]\d\d:?\d\d)?")
+
+
+def _moment(value: Any) -> tuple[datetime, int] | None:
+    """A ``created_at`` as (UTC second, nanoseconds), or None when it is not RFC 3339. Go servers
+    (promptrails-local) trim the fraction's trailing zeros, so the text does not sort: ``…:00Z``
+    is earlier than ``…:00.5Z``, ``….1Z`` than ``….12Z``. No zone is read as UTC."""
+    m = _STAMP.fullmatch(value) if isinstance(value, str) else None
+    if m is None:
+        return None
+    year, month, day, hour, minute, second = (int(g) for g in m.groups()[:6])
+    nanos = int((m.group(7) or "0")[:9].ljust(9, "0"))
+    zone = (m.group(8) or "Z").upper()
+    offset = timedelta(0) if zone == "Z" else \
+        (1 if zone[0] == "+" else -1) * timedelta(hours=int(zone[1:3]), minutes=int(zone[-2:]))
+    try:
+        moment = datetime(year, month, day, hour, minute, second, tzinfo=timezone(offset))
+    except ValueError:
+        return None
+    return moment.astimezone(timezone.utc), nanos
+
+
+def _oldest_first(rows: list[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Version rows oldest first: by creation time when every row has a readable one (equal times,
+    a coarse clock, keep the server's order, read as newest first unless its times say otherwise),
+    else the server's order reversed (every PromptRails server lists newest first)."""
+    pairs: list[tuple[tuple[datetime, int], Mapping[str, Any]]] = []
+    for row in rows:
+        moment = _moment(row.get("created_at"))
+        if moment is None:
+            return list(reversed(rows))
+        pairs.append((moment, row))
+    if pairs and pairs[0][0] >= pairs[-1][0]:  # newest first (or all equal)
+        pairs.reverse()
+    pairs.sort(key=lambda pair: pair[0])  # stable: equal times keep the order above
+    return [row for _, row in pairs]

@@ -1,13 +1,16 @@
 """PromptRails emulator (``api.promptrails.ai``), written from ../shared/providers-api.md section 3
-and sdk-contracts.md section 3; the official ``promptrails`` SDK (0.9.2) is run against it in
-tests/test_emulator_promptrails.py. What it implements (every path under ``/api/v1``):
+and sdk-contracts.md section 3, and following the official local emulator (``promptrails/
+promptrails-local``: internal/handler/prompt_handler.go, handlers.go's getPagination, store.go)
+wherever the two differ and promptops depends on it; the official ``promptrails`` SDK (0.9.2) is
+run against it in tests/test_emulator_promptrails.py. What it implements (every path under
+``/api/v1``):
 
 * ``GET    /prompts``                                   list (``page``, ``limit``, ``search``)
 * ``POST   /prompts``                                   create (201; a first version when content is sent)
 * ``GET    /prompts/{id}``                              one prompt, ``current_version`` and ``current_version_id``
 * ``PATCH  /prompts/{id}``                              name / description / status
 * ``DELETE /prompts/{id}``                              204, empty body (the prompt and its versions)
-* ``GET    /prompts/{id}/versions``                     ``data`` is a plain list
+* ``GET    /prompts/{id}/versions``                     ``data`` is a plain list of every version
 * ``POST   /prompts/{id}/versions``                     201; ``set_current`` demotes the others
 * ``PUT|POST /prompts/{id}/versions/{vid}/promote``     200, the promoted version
 * ``POST   /prompts/{id}/preview``                      Jinja2 (sandboxed) render of a version
@@ -21,24 +24,31 @@ union of the three variants the spec lists (3.3) so that every client works; ``e
 * ``envelope="union"`` single ``{data, message}``; list ``{data, message, pagination{page, limit, total,
   total_pages}, meta{page, limit, total, total_pages, pages}}``
 * ``envelope="pagination"`` (docs) single ``{data, message}``; list ``{data, message, pagination{...}}``
-* ``envelope="meta"`` (promptrails-local) single ``{data}``; list ``{data, meta{total, page, limit, total_pages}}``
+* ``envelope="meta"`` (promptrails-local) single ``{data}``; list ``{data, meta{total, page, limit, total_pages}}``;
+  its objects too: no ``current_version_id``, no ``is_active``, ``current_version`` absent when none
 * ``envelope="v2"`` (go-sdk "API v2") single ``{data}``; list ``{data, meta{total, page, limit, pages}}``
 * ``errors="flat"`` ``{"data": null, "error": msg, "message": msg, "code": code}`` (docs + code)
 * ``errors="nested"`` ``{"error": {"code", "message", "details"}}`` (promptrails-local, the SDKs)
 
 Everything the spec leaves open is decided here and listed in :data:`CHOICES`. The summary:
 
-* Duplicate prompt name in a workspace (create or rename) is 409 ``conflict``; a duplicate
-  ``version`` string within a prompt is 409 too (spec CHOICE). Note the Python SDK retries 409/422
-  three times (4 requests) and never retries 429.
+* Duplicate prompt names and duplicate ``version`` strings within a prompt are accepted, as
+  promptrails-local does (it checks neither); ``reject_duplicates=True`` makes both 409 ``conflict``
+  instead, as a server enforcing uniqueness would. Note the Python SDK retries 409/422 three times
+  (4 requests) and never retries 429.
 * ``version`` is optional (go-sdk v2): absent/null gets ``v<N>`` (N = number of versions + 1, bumped
   past taken strings). At least one of ``system_prompt``/``user_prompt`` must be non-empty.
 * A create-prompt body with a non-empty ``system_prompt``/``user_prompt`` (go-sdk v2) also creates
   version ``v1`` with them (and ``config``/``input_schema``) and makes it current.
-* ``limit`` above 100 is clamped to 100 (``meta.limit`` says so); ``page``/``limit`` that are not
-  integers >= 1 are 400. Lists are newest first; ``search`` is a case-insensitive substring of the name.
-* Versions list: no ``page``/``limit`` -> every version, single envelope; with either -> paginated with
-  the list envelope of ``envelope`` (``data`` stays a plain list).
+* ``page``/``limit`` as promptrails-local reads them (Go's ``strconv.Atoi``, its error ignored): a
+  ``limit`` that is over 100, below 1 or not an integer is silently 20, a ``page`` below 1 or not an
+  integer is 1, never a 400; ``meta.limit`` and the page counts say what was used. Lists are newest
+  first; ``search`` is a case-insensitive substring of the name.
+* Versions list: every version, newest first, in the single envelope, ``page``/``limit`` ignored (as
+  promptrails-local); ``versions_paged=True`` (the go-sdk's v2 reading): with ``page`` or ``limit`` the
+  list is paginated with the list envelope of ``envelope`` (``data`` stays a plain list).
+* Timestamps as Go's ``time.Time`` marshals them (RFC 3339, trailing zeros of the fraction trimmed,
+  none for a whole second): ``2025-05-08T14:10:00Z``, ``2025-05-08T14:10:00.25Z``.
 * ``promote_methods`` (default ``"PUT,POST"``): the other verb gets 405 ``method_not_allowed`` + ``Allow``.
 * ``X-Workspace-ID`` that is not the key's workspace -> 403 ``forbidden``; with a Bearer JWT the header is
   required (400 without it, 403 for a workspace the JWT cannot see). Another workspace's prompt is 404.
@@ -65,7 +75,7 @@ from typing import Any
 import jsonschema
 from jinja2.sandbox import SandboxedEnvironment
 
-from .base import Emulator, Faults, HttpError, Request, Response, TokenBucket, int_arg, paginate
+from .base import Emulator, Faults, HttpError, Request, Response, TokenBucket, paginate
 
 PREFIX = "/api/v1"
 DEFAULT_WORKSPACE = "2N8Dx8a2a1qUspBKbP02vqP29eH"  # promptrails-local's workspace id (a valid KSUID)
@@ -79,6 +89,8 @@ PROMOTE_VERBS = ("PUT", "POST")
 KSUID_EPOCH = 1_400_000_000
 BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 KSUID_RE = re.compile(r"^[0-9A-Za-z]{27}$")
+GO_INT = re.compile(r"[+-]?[0-9]+")  # what strconv.Atoi parses (base 10, optional sign, ASCII digits)
+INT64_MIN, INT64_MAX = -2 ** 63, 2 ** 63 - 1
 
 #: status -> the error code sent with it (400/404 as promptrails-local spells them).
 ERROR_CODES = {400: "bad_request", 401: "unauthorized", 402: "quota_exceeded", 403: "forbidden", 404: "not_found",
@@ -102,31 +114,44 @@ CHOICES = {
                  "message, details}})",
     "statuses": "create prompt 201, create version 201, delete 204 with an empty body, everything else 200",
     "ids": "KSUIDs: 4-byte big-endian seconds since 1400000000 + 16 random bytes, base62 (0-9A-Za-z), 27 chars",
-    "timestamps": "UTC, microseconds: 'YYYY-MM-DDTHH:MM:SS.ffffffZ'",
-    "pagination": "page default 1, limit default 20; limit > 100 clamped to 100 (reported in meta.limit); "
-                  "non-integer or < 1 -> 400; total_pages = ceil(total / limit) (0 when empty); a page past the "
-                  "end is an empty data list",
+    "timestamps": "UTC, as Go marshals a time.Time (RFC3339Nano): the fraction's trailing zeros trimmed, no "
+                  "fraction for a whole second ('2025-05-08T14:10:00Z', '...:00.25Z'); microsecond precision "
+                  "(promptrails-local has nanoseconds, a database-backed server microseconds)",
+    "pagination": "as promptrails-local's getPagination: the first value of each argument read as Go's "
+                  "strconv.Atoi ([+-]digits, else 0; beyond int64 -> the int64 bound); page < 1 -> 1; limit < 1 "
+                  "or > 100 -> 20 (silently: meta.limit says 20, never a 400); total_pages = ceil(total / limit) "
+                  "(0 when empty); a page past the end (any size: Go's overflowing offset is not imitated) is an "
+                  "empty data list",
     "list_order": "prompts and versions newest first (creation order reversed)",
     "search": "case-insensitive substring of the prompt name; empty = no filter",
-    "list_items": "list items are full Prompt objects, current_version and current_version_id included",
-    "versions_list": "no page/limit -> all versions, single envelope ({data:[...], message}); page or limit "
-                     "given -> paginated, list envelope; data is always a plain list",
-    "prompt_create": "name: non-empty string <= 255 chars, unique per workspace (duplicate -> 409 conflict); "
+    "list_items": "list items are full Prompt objects, current_version and current_version_id included "
+                  "(envelope=meta: as promptrails-local, no current_version_id, current_version absent when none, "
+                  "versions without is_active)",
+    "versions_list": "every version, single envelope ({data:[...], message}), page/limit ignored (promptrails-"
+                     "local); versions_paged=True: page or limit given -> paginated, list envelope; data is always "
+                     "a plain list",
+    "duplicates": "prompt names (create, rename) and version strings (per prompt) need not be unique, as in "
+                  "promptrails-local; reject_duplicates=True -> 409 conflict for either",
+    "prompt_create": "name: non-empty string <= 255 chars (stricter than promptrails-local, which takes any "
+                     "non-empty string), duplicates as 'duplicates' says; "
                      "description: string or null (''); status starts 'active'; system_prompt/user_prompt "
                      "(go-sdk v2), either non-empty -> also version 'v1' with them (+ config, input_schema), current; "
                      "both empty/absent -> no version",
-    "prompt_update": "name (unique, 409), description, status in active|inactive|archived; other keys ignored; "
+    "prompt_update": "name (duplicates as 'duplicates' says), description, status in active|inactive|archived "
+                     "(promptrails-local takes any status); other keys ignored; "
                      "updated_at always touched (as promptrails-local)",
-    "prompt_delete": "204, versions deleted with it; a second delete is 404",
-    "version_body": "version: string 1..64 chars, not blank; absent/null -> 'v<N>' (N = count + 1, bumped past "
-                    "taken); duplicate per prompt -> 409 conflict. system_prompt/user_prompt: strings, at least "
-                    "one non-empty. input_schema: object (a valid JSON Schema) or null -> {}; config object or "
+    "prompt_delete": "204, versions deleted with it (promptrails-local keeps them, unreachable); a second "
+                     "delete is 404",
+    "version_body": "stricter than promptrails-local (which stores any body, version '' when absent): "
+                    "version: string 1..64 chars, not blank; absent/null -> 'v<N>' (N = count + 1, bumped past "
+                    "taken; go-sdk v2); duplicates as 'duplicates' says. system_prompt/user_prompt: strings, at "
+                    "least one non-empty. input_schema: object (a valid JSON Schema) or null -> {}; config object or "
                     "null -> {}; message string or null -> ''; set_current bool or null -> false. Older fields "
                     "stored as sent: llm_model_id/fallback_llm_model_id string|null, temperature/top_p "
                     "number|null, max_tokens int >= 1|null, output_schema object|null, cache_timeout int >= 0|"
                     "null -> 0. Unknown keys ignored",
     "current": "no version is current until one is created with set_current or promoted; after that exactly one; "
-               "is_active always equals is_current",
+               "is_active always equals is_current (and is absent with envelope=meta)",
     "immutability": "no endpoint changes a version's content; promoting changes only is_current/is_active",
     "touches": "creating or promoting a version updates the prompt's updated_at",
     "promote": "body {} , empty or any JSON object; other JSON -> 400; a version of another prompt -> 404; "
@@ -194,6 +219,26 @@ def ksuid_time(value: str) -> int:
     return int.from_bytes(number.to_bytes(20, "big")[:4], "big") + KSUID_EPOCH
 
 
+def go_atoi(raw: str | None) -> int:
+    """``strconv.Atoi(raw)`` with its error ignored, as promptrails-local reads ``page`` and
+    ``limit``: 0 for anything that is not ``[+-]digits`` (absent, empty, ``1.5``, `` 5``), the int64
+    bound for a number beyond it."""
+    if raw is None or not GO_INT.fullmatch(raw):
+        return 0
+    return max(INT64_MIN, min(INT64_MAX, int(raw)))
+
+
+def go_time(seconds: float) -> str:
+    """Unix ``seconds`` as Go marshals a UTC ``time.Time`` (RFC3339Nano), to the microsecond:
+    the fraction's trailing zeros trimmed, no fraction at all for a whole second."""
+    micros = round(seconds * 1_000_000)
+    whole, fraction = divmod(micros, 1_000_000)
+    text = datetime.fromtimestamp(whole, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    if fraction:
+        text += "." + f"{fraction:06d}".rstrip("0")
+    return text + "Z"
+
+
 def _copy(value: Any) -> Any:
     return copy.deepcopy(value)
 
@@ -222,7 +267,8 @@ class PromptRailsEmulator(Emulator):
 
     Options (JSON scalars, so ``--option KEY=VALUE`` works): ``api_key``, ``workspace_id`` (the key's),
     ``jwt`` (a Bearer token accepted for every workspace, None: Bearer is refused), ``envelope``,
-    ``errors``, ``promote_methods`` ("PUT,POST", "PUT" or "POST"), ``max_prompts``, ``rate_limit``,
+    ``errors``, ``promote_methods`` ("PUT,POST", "PUT" or "POST"), ``max_prompts``,
+    ``reject_duplicates`` (409 for a taken name or version string), ``versions_paged``, ``rate_limit``,
     ``rate_window``, ``retry_after``, ``seed`` (ids). ``clock`` (monotonic) drives the rate limit,
     ``wall_clock`` the timestamps and the KSUID time.
 
@@ -236,6 +282,7 @@ class PromptRailsEmulator(Emulator):
     def __init__(self, api_key: str = "pr_live_test", workspace_id: str = DEFAULT_WORKSPACE, *,
                  jwt: str | None = None, envelope: str = "union", errors: str = "flat",
                  promote_methods: str = "PUT,POST", max_prompts: int | None = None,
+                 reject_duplicates: bool = False, versions_paged: bool = False,
                  rate_limit: int | None = None, rate_window: float = 60.0, retry_after: bool = True,
                  seed: int | None = None, clock: Callable[[], float] = time.monotonic,
                  wall_clock: Callable[[], float] = time.time):
@@ -254,6 +301,7 @@ class PromptRailsEmulator(Emulator):
         self.envelope, self.errors = envelope, errors
         self.promote_methods = verbs
         self.max_prompts = max_prompts
+        self.reject_duplicates, self.versions_paged = bool(reject_duplicates), bool(versions_paged)
         self.jwt = jwt
         self.retry_after = retry_after
         self.rate_limit, self.rate_window = rate_limit, float(rate_window)
@@ -390,19 +438,26 @@ class PromptRailsEmulator(Emulator):
         out = _copy(v)
         current = v["id"] == p.current_id
         out["is_current"] = current
-        out["is_active"] = current
+        if self.envelope != "meta":  # promptrails-local has no is_active
+            out["is_active"] = current
         return out
 
     def _public_prompt(self, p: StoredPrompt) -> dict[str, Any]:
         v = p.version_by_id(p.current_id) if p.current_id else None
-        return {"id": p.id, "workspace_id": p.workspace_id, "name": p.name, "description": p.description,
-                "status": p.status, "created_at": p.created_at, "updated_at": p.updated_at,
-                "current_version_id": p.current_id, "current_version": self._public_version(p, v) if v else None}
+        out: dict[str, Any] = {"id": p.id, "workspace_id": p.workspace_id, "name": p.name,
+                               "description": p.description, "status": p.status, "created_at": p.created_at,
+                               "updated_at": p.updated_at, "current_version_id": p.current_id,
+                               "current_version": self._public_version(p, v) if v else None}
+        if self.envelope == "meta":  # promptrails-local: no current_version_id, current_version omitempty
+            del out["current_version_id"]
+            if v is None:
+                del out["current_version"]
+        return out
 
     # ------------------------------------------------------------------ plumbing
 
     def _now(self) -> str:
-        return datetime.fromtimestamp(self.wall_clock(), timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return go_time(self.wall_clock())
 
     def _new_id(self) -> str:
         return ksuid(self.wall_clock(), self._random.getrandbits(128).to_bytes(16, "big"))
@@ -488,11 +543,16 @@ class PromptRailsEmulator(Emulator):
             raise self.fail(404, "prompt not found")
         return p
 
-    def _page_args(self, request: Request) -> tuple[int, int]:
-        def arg(name: str, default: int) -> int:
-            return int_arg(request, name, default, error=lambda problem: self.fail(400, problem, details={"field": name}))
+    @staticmethod
+    def _page_args(request: Request) -> tuple[int, int]:
+        """``page`` and ``limit`` as promptrails-local's getPagination reads them: never an error,
+        a limit it does not take is silently the default (see CHOICES["pagination"])."""
+        def first(name: str) -> str | None:
+            values = request.query.get(name)  # Go's url.Values.Get: the first value
+            return values[0] if values else None
 
-        return arg("page", 1), min(arg("limit", DEFAULT_LIMIT), MAX_LIMIT)
+        page, limit = go_atoi(first("page")), go_atoi(first("limit"))
+        return max(page, 1), (limit if 1 <= limit <= MAX_LIMIT else DEFAULT_LIMIT)
 
     # ------------------------------------------------------------------ validation + state changes
 
@@ -530,7 +590,8 @@ class PromptRailsEmulator(Emulator):
             raise self._bad("name", "is required")
         if len(name) > NAME_MAX:
             raise self._bad("name", f"must be at most {NAME_MAX} characters")
-        if any(p.name == name and p.workspace_id == workspace and p.id != exclude for p in self.prompts.values()):
+        if self.reject_duplicates and any(p.name == name and p.workspace_id == workspace and p.id != exclude
+                                          for p in self.prompts.values()):
             raise self.fail(409, f"prompt with name {name!r} already exists", details={"field": "name"})
         return name
 
@@ -596,7 +657,7 @@ class PromptRailsEmulator(Emulator):
             while f"v{n}" in taken:
                 n += 1
             version = f"v{n}"
-        elif version in taken:
+        elif version in taken and self.reject_duplicates:
             raise self.fail(409, f"version {version!r} already exists for this prompt", details={"field": "version"})
         set_current = fields.pop("set_current")
         now = self._now()
@@ -645,7 +706,7 @@ class PromptRailsEmulator(Emulator):
     def _list_versions(self, request: Request, caller: Caller, pid: str) -> Response:
         p = self._prompt(caller, pid)
         newest_first = [self._public_version(p, v) for v in reversed(p.versions)]
-        if request.arg("page") is None and request.arg("limit") is None:
+        if not self.versions_paged or (request.arg("page") is None and request.arg("limit") is None):
             return self._single(newest_first, "OK")
         page, limit = self._page_args(request)
         chunk, _ = paginate(newest_first, page, limit)
