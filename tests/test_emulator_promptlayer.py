@@ -615,6 +615,144 @@ def test_rendered_get_options(env):
     assert env.http.post("/prompt-templates/p").json()["version"] == 2  # no body at all: latest
 
 
+def completion(t: str) -> dict:
+    return {"type": "completion", "content": text(t)}
+
+
+def test_sdk_get_inlines_snippets_recursively_and_lists_each_one(env):
+    base = env.pl.templates.publish({"prompt_name": "shared/base", "release_labels": ["prod"],
+                                     "prompt_template": completion("Never invent facts about {product}.")})
+    env.pl.templates.publish({"prompt_name": "shared/base", "prompt_template": completion("Be exact.")})
+    env.pl.templates.publish({"prompt_name": "tone",
+                              "prompt_template": completion("Be kind. @@@shared/base@label:prod@@@")})
+    reply = "Reply to {question}. @@@tone@@@ (@@@shared/base@version_number:2@@@)"
+    answer = env.pl.templates.publish({"prompt_name": "reply", "prompt_template": completion(reply), "metadata": MODEL})
+    assert answer["prompt_template"]["content"] == stored(reply)  # the publish answers with the stored text
+
+    got = env.pl.templates.get("reply", {"input_variables": {"question": "refunds", "product": "mugs"}})
+    served = "Reply to refunds. Be kind. Never invent facts about mugs. (Be exact.)"
+    assert got["prompt_template"]["content"] == stored(served)
+    assert got["llm_kwargs"]["prompt"] == served
+    assert got["snippets"] == [{"prompt_name": "tone", "version": 1, "label": None},
+                               {"prompt_name": "shared/base", "version": 1, "label": "prod"},
+                               {"prompt_name": "shared/base", "version": 2, "label": None}]
+    assert env.emu.versions("reply")[0]["prompt_template"]["content"] == stored(reply)  # stored as sent
+
+    # GET resolves by default too; resolve_snippets=false serves the stored text and lists nothing
+    raw = env.http.get("/prompt-templates/reply").json()
+    assert raw["prompt_template"]["content"] == stored(
+        "Reply to {question}. Be kind. Never invent facts about {product}. (Be exact.)")
+    assert raw["snippets"] == got["snippets"]
+    kept = env.http.get("/prompt-templates/reply", params={"resolve_snippets": "false",
+                                                            "include_llm_kwargs": "true"}).json()
+    assert (kept["prompt_template"]["content"], kept["snippets"]) == (stored(reply), [])
+    assert kept["llm_kwargs"]["prompt"] == reply
+    assert env.http.get("/prompt-templates/reply", params={"resolve_snippets": "true"}).json() == raw
+    assert detail(env.http.get("/prompt-templates/reply", params={"resolve_snippets": "maybe"}))[0]["loc"] == [
+        "query", "resolve_snippets"]
+    # the list has no resolve_snippets: it carries the stored text
+    listed = {item["prompt_name"]: item for item in env.pl.templates.all()}
+    assert listed["reply"]["prompt_template"]["content"] == stored(reply)
+
+    # a label reference is resolved when read: moving the label changes what every composer serves
+    [prod] = env.http.get(f"/prompt-templates/{base['id']}/labels").json()["release_labels"]
+    assert env.http.patch(f"/prompt-labels/{prod['release_label_id']}",
+                          json={"prompt_version_number": 2}).status_code == 200
+    assert env.pl.templates.get("tone")["prompt_template"]["content"] == stored("Be kind. Be exact.")
+    assert env.pl.templates.get("tone")["snippets"] == [{"prompt_name": "shared/base", "version": 2, "label": "prod"}]
+
+
+def test_snippets_are_inlined_in_chat_messages(env):
+    env.emu.seed("rules", "Cite {source}.")
+    template = chat(("system", "Rules: @@@rules@@@"), ("user", "{q} @@@rules@@@"))
+    template["messages"].insert(1, {"role": "placeholder", "name": "history"})
+    assert env.publish("assist", template).status_code == 201
+    got = env.pl.templates.get("assist", {"input_variables": {"source": "the docs", "q": "Why?"}})
+    assert [m.get("content") for m in got["prompt_template"]["messages"]] == [
+        stored("Rules: Cite the docs."), None, stored("Why? Cite the docs.")]
+    assert got["llm_kwargs"]["messages"] == [{"role": "system", "content": "Rules: Cite the docs."},
+                                             {"role": "user", "content": text("Why? Cite the docs.")}]
+    assert got["snippets"] == [{"prompt_name": "rules", "version": 1, "label": None}]  # each reference once
+
+
+@pytest.mark.parametrize("reference, message", [
+    ("@@@nowhere@@@", "Snippet 'nowhere' not found: no prompt template is named so"),
+    ("@@@Base@@@", "Snippet 'Base' not found: no prompt template is named so"),  # names are case-sensitive
+    ("@@@base@label:staging@@@", "Snippet 'base' with label 'staging' not found"),
+    ("@@@base@version_number:3@@@", "Snippet 'base' version_number 3 not found"),
+    ("@@@base@version_number:x@@@", "Snippet 'base' version_number x not found"),
+    ("@@@persona@@@", "Snippet '@@@persona@@@' names a chat template: only completion templates can be snippets"),
+    ("@@@parent@@@", "Snippet '@@@parent@@@' creates a snippet cycle: it leads back to 'parent'"),
+    ("@@@middle@@@", "Snippet '@@@middle@@@' creates a snippet cycle: it leads back to 'parent'"),
+])
+def test_a_publish_naming_a_snippet_that_cannot_be_inlined_is_a_422_and_stores_nothing(env, reference, message):
+    env.emu.seed("base", "Base text.", release_labels=["prod"])
+    env.emu.seed("base", "Base text, v2.")
+    env.emu.seed("persona", chat(("system", "You are a pirate.")))
+    env.emu.seed("parent", "The first parent.")
+    env.emu.seed("middle", "Middle: @@@base@@@ @@@parent@version_number:1@@@")
+    [issue] = detail(env.publish("parent", completion(f"Intro. @@@base@@@ {reference}")))
+    assert issue == {"loc": ["body", "prompt_version", "prompt_template", "content", 0, "text"], "msg": message,
+                     "type": "value_error"}
+    assert len(env.emu.versions("parent")) == 1
+
+
+def test_snippet_checks_locate_the_chat_message_and_apply_to_patch_and_to_the_sdk(env):
+    env.emu.seed("base", "Base text.")
+    [issue] = detail(env.publish("assist", chat(("system", "ok"), ("user", "@@@base@@@ @@@gone@@@"))))
+    assert issue["loc"] == ["body", "prompt_version", "prompt_template", "messages", 1, "content", 0, "text"]
+    assert env.emu.template("assist") is None  # a refused first publish creates no template
+
+    env.emu.seed("assist", chat(("system", "ok")))
+    patched = env.http.patch("/rest/prompt-templates/assist",
+                             json={"messages": {"0": {"content": text("@@@base@label:prod@@@")}}})
+    assert detail(patched) == [{"loc": ["body", "prompt_template", "messages", 0, "content", 0, "text"],
+                                "msg": "Snippet 'base' with label 'prod' not found", "type": "value_error"}]
+    assert len(env.emu.versions("assist")) == 1
+    ok = env.http.patch("/rest/prompt-templates/assist", json={"messages": {"0": {"content": text("@@@base@@@")}}})
+    assert ok.status_code == 201 and len(env.emu.versions("assist")) == 2
+
+    # the SDK's publish raises only on a 400: the 422 body comes back as if it were the answer
+    answer = env.pl.templates.publish({"prompt_name": "late", "prompt_template": completion("@@@later@@@")})
+    assert answer["detail"][0]["msg"] == "Snippet 'later' not found: no prompt template is named so"
+    assert env.emu.template("late") is None
+
+
+def test_a_reference_that_no_longer_resolves_or_would_loop_is_served_as_written(env):
+    a = env.emu.seed("a", "A1", release_labels=["x"])
+    b = env.emu.seed("b", "B1", release_labels=["prod"])
+    env.emu.seed("b", "B2 @@@a@label:x@@@")  # a's x is on v1 (no references): accepted
+    env.emu.seed("a", "A2 @@@b@label:prod@@@")  # b's prod is on v1: accepted
+    assert env.pl.templates.get("a")["prompt_template"]["content"] == stored("A2 B1")
+
+    def move(seeded: dict, label: str, number: int) -> None:
+        [entry] = [e for e in env.http.get(f"/prompt-templates/{seeded['id']}/labels").json()["release_labels"]
+                   if e["release_label"] == label]
+        assert env.http.patch(f"/prompt-labels/{entry['release_label_id']}",
+                              json={"prompt_version_number": number}).status_code == 200
+
+    move(b, "prod", 2)  # a v2 -> b v2 -> a v1: no loop (label moves are not checked)
+    assert env.pl.templates.get("a")["prompt_template"]["content"] == stored("A2 B2 A1")
+    move(a, "x", 2)  # a v2 -> b v2 -> a v2 would loop: cut where it closes
+    got = env.pl.templates.get("a")
+    assert got["prompt_template"]["content"] == stored("A2 B2 @@@a@label:x@@@")
+    assert got["snippets"] == [{"prompt_name": "b", "version": 2, "label": "prod"}]
+
+    # a deleted label, a deleted template, a snippet whose latest version is now chat: as written
+    env.emu.seed("c", "C1")
+    env.emu.seed("d", "D1")
+    env.emu.seed("top", "@@@b@label:prod@@@ @@@c@@@ @@@d@@@")
+    [prod] = [e for e in env.http.get(f"/prompt-templates/{b['id']}/labels").json()["release_labels"]
+              if e["release_label"] == "prod"]
+    assert env.http.delete(f"/prompt-labels/{prod['release_label_id']}").status_code == 204
+    env.emu.delete_template("c")
+    env.emu.seed("d", chat(("user", "now chat")))
+    got = env.pl.templates.get("top")
+    assert got["prompt_template"]["content"] == stored("@@@b@label:prod@@@ @@@c@@@ @@@d@@@")
+    assert got["snippets"] == []
+    assert "snippets" in CHOICES and "resolve_snippets" in CHOICES["get_raw"]
+
+
 def test_list_pagination_ordering_and_filters(make_env):
     clock = FakeClock()
     env = make_env(wall_clock=clock)

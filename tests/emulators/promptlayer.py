@@ -8,7 +8,8 @@ Endpoints (``{identifier}`` is the URL-encoded name, ``%2F`` for ``/``, or the n
 * ``POST   /rest/prompt-templates``                publish a new version (201), creating the template
 * ``PATCH  /rest/prompt-templates/{identifier}``   new version from a base version plus patches (201)
 * ``POST   /prompt-templates/{identifier}``        get a version, rendered, with ``llm_kwargs`` (200)
-* ``GET    /prompt-templates/{identifier}``        get a raw version (``?version=`` / ``?label=``)
+* ``GET    /prompt-templates/{identifier}``        get a raw version (``?version=`` / ``?label=``,
+  ``?resolve_snippets=false`` for the stored text)
 * ``GET    /prompt-templates``                     list templates (latest or labelled version of each)
 * ``GET    /prompt-templates/{identifier}/labels`` the release labels of a template
 * ``POST   /prompts/{prompt_id}/label``            create a release label (200)
@@ -22,6 +23,15 @@ what ``POST /prompt-templates/{identifier}`` with that label resolves to, and no
 
 Errors: ``{"success": false, "message", "error"}`` for 400/401/403/404/405, ``{"success": false,
 "message"}`` for 409 and 429, FastAPI (pydantic v1) ``{"detail": [{"loc", "msg", "type"}]}`` for 422.
+
+Snippets (MagnivOrg/prompt-layer-docs at 5f75327, features/prompt-registry/snippets.mdx and
+snippet-dependency-ordering.mdx, reference/templates-get-raw.mdx, the OpenAPI's ``SnippetReference``):
+``@@@name@@@`` (the latest version of template ``name``), ``@@@name@version_number:N@@@`` and
+``@@@name@label:L@@@`` in a template's text are inlined, recursively, when a version is read (``GET``
+unless ``resolve_snippets=false``, and the rendered ``POST``), and the answer's ``snippets`` lists
+``{prompt_name, version, label}`` of each one inlined. A publish (or PATCH) naming a snippet that does
+not exist (that version, that label) is a 422; only completion templates can be snippets, so naming a
+chat version is a 422 too. See ``CHOICES["snippets"]`` for what the docs leave open.
 
 Everything the spec leaves open is decided here and listed in :data:`CHOICES`; the main ones:
 
@@ -93,6 +103,9 @@ STORED_MODEL: dict[str, Any] = {"provider": None, "model_config_display_name": N
                                 "api_type": "chat-completions"}
 #: What the server adds to every text block (same cassette), after ``type`` and ``text``.
 TEXT_BLOCK_DEFAULTS: dict[str, Any] = {"id": None, "annotations": None}
+#: A snippet reference, in the three forms of features/prompt-registry/snippets.mdx: the name
+#: (group 1), then ``@version_number:N`` (group 2) or ``@label:L`` (group 3) or nothing (latest).
+SNIPPET_REFERENCE = re.compile(r"@@@([^@]+?)(?:@version_number:([^@]*)|@label:([^@]*))?@@@")
 
 #: Where the spec is silent, what this emulator does (for adapter authors; see the module docstring).
 CHOICES = {
@@ -141,15 +154,37 @@ CHOICES = {
                     "skip_input_variable_rendering is true, using input_variables or {} (missing -> '', f-string "
                     "with dotted/indexed/positional fields or stray braces and jinja2 syntax errors leave the block "
                     "as is, jinja2 None -> 'None', as the SDK's renderer does); metadata_filters must map strings "
-                    "to strings; response has provider_base_url null, snippets [], warning null",
+                    "to strings; snippets are always inlined first (the body schema, GetPromptTemplate, has no "
+                    "resolve_snippets; snippets.mdx: the SDKs get 'a fully realized version'), then input variables "
+                    "rendered over the whole text; response has provider_base_url null, snippets (see 'snippets'), "
+                    "warning null",
     "llm_kwargs": "always an object: chat -> {messages:[{role, content}]} (system/developer content joined to a "
                   "string, other roles keep their blocks; placeholders expand from a list in input_variables, else "
                   "vanish), tools/tool_choice and functions/function_call when tools/functions are non-empty; "
                   "completion -> {prompt}; provider 'anthropic' moves system text to a top-level 'system'; then "
                   "'model' (request model, else metadata name; absent when neither) and the stored parameters and "
                   "model_parameter_overrides on top, as the recorded server does",
-    "get_raw": "version and label together -> 400; include_llm_kwargs=true adds unrendered llm_kwargs; "
-               "resolve_snippets accepted and ignored (snippets always [])",
+    "get_raw": "version and label together -> 400; include_llm_kwargs=true adds unrendered llm_kwargs (of the "
+               "returned, so resolved unless resolve_snippets=false, template); resolve_snippets a boolean (default "
+               "true, else 422): false -> the stored text and snippets []",
+    "snippets": "references @@@name@@@ (latest), @@@name@version_number:N@@@, @@@name@label:L@@@ (SNIPPET_REFERENCE: a "
+                "name is anything but '@', at least one character; names are case-sensitive) in the text of every "
+                "text block: a completion's content and each chat message's content (the docs restrict what can "
+                "BE a snippet, not where one stands); a label names its base version (A/B releases ignored); the "
+                "snippet's text is its text blocks joined, inlined verbatim (its own template_format ignored: the "
+                "parent's renders it); nested references resolved to any depth (no limit is documented). On "
+                "publish/PATCH (after the schema, before the external-id 409), each reference of the new content "
+                "is checked: no such template, version (N not a positive whole number included) or label -> 422 "
+                "'Snippet ... not found'; a chat version -> 422 'only completion templates can be snippets'; a "
+                "reference leading back to the template published (itself included: @@@own-name@@@) -> 422 "
+                "'... creates a snippet cycle'; each {loc: [..., 'prompt_template', 'content'|'messages', i, "
+                "('content', j,) 'text'], msg, type: 'value_error'} (FastAPI's shape, the OpenAPI's publish 422). "
+                "On read, a reference that no longer resolves (label deleted, template deleted, a chat version "
+                "now) or that names a version already being resolved (a loop made by label moves, which are not "
+                "checked) is left as written and not listed. The answer's snippets: one {prompt_name, version, "
+                "label (null unless @label:)} per distinct reference inlined, nested ones included, in order of "
+                "first use. "
+                "The publish/PATCH answer and the list carry the stored text (the list has no resolve_snippets)",
     "list": "page >= 1 (default 1), per_page >= 1 (default 30, no maximum), else 422; a page past the end is 200 "
             "with no items; pages = ceil(total/per_page) (0 when empty); sort_by created_at (default)|updated_at|"
             "name|id, sort_order desc (default)|asc; name = case-insensitive substring; tags repeated, all must "
@@ -183,7 +218,8 @@ CHOICES = {
     "rate_limit": "off by default; rate_limit=N allows N requests per rate_window seconds per API key (valid keys "
                   "only, admin paths not counted); 429 {success:false,message} with Retry-After (whole seconds, "
                   "at least 1) unless retry_after_header is false; faults.rate_limit always sends Retry-After",
-    "not_emulated": "snippets (@@@ references), folders beyond folder_id, the external-id upsert and external-id "
+    "not_emulated": "GET /prompt-templates/{identifier}/snippet-usage, the list's is_snippet flag (always false; "
+                    "is_snippet=true lists nothing), folders beyond folder_id, the external-id upsert and external-id "
                     "endpoints, protected labels/approvals, workflows, tracking/logging, evaluations",
 }
 
@@ -647,6 +683,28 @@ def llm_kwargs(template: dict, metadata: dict | None, *, provider: str | None = 
 
 
 # ---------------------------------------------------------------------------------------------
+# snippets
+
+
+def text_blocks(template: Mapping[str, Any]) -> Iterable[tuple[list[Any], dict[str, Any]]]:
+    """(location under ``prompt_template``, block) of every text block snippets are inlined in: a
+    completion's content, each chat message's content (CHOICES["snippets"])."""
+    if template.get("type") == "chat":
+        places = [(["messages", i, "content"], m.get("content")) for i, m in enumerate(template.get("messages") or [])
+                  if isinstance(m, dict)]
+    else:
+        places = [(["content"], template.get("content"))]
+    for where, blocks in places:
+        for j, block in enumerate(blocks if isinstance(blocks, list) else []):
+            if isinstance(block, dict) and block.get("type") == "text" and isinstance(block.get("text"), str):
+                yield [*where, j, "text"], block
+
+
+class SnippetError(Exception):
+    """Why a reference names no snippet that can be inlined (the 422 message of a publish)."""
+
+
+# ---------------------------------------------------------------------------------------------
 # A/B releases
 
 
@@ -1099,6 +1157,7 @@ class PromptLayerEmulator(Emulator):
         external_ids = _check_external_ids(body.get("external_ids"), ["body", "external_ids"], issues)
         if issues or name is None or content is None:
             raise unprocessable(issues)
+        self._check_snippets(name, content, ["body", "prompt_version", "prompt_template"])
         t = self._by_name(name)
         self._check_external_conflicts(t, external_ids)
         if t is None:
@@ -1193,6 +1252,7 @@ class PromptLayerEmulator(Emulator):
         checked = check_prompt_template(content, ["body", "prompt_template"], issues)
         if issues or checked is None:
             raise unprocessable(issues)
+        self._check_snippets(t.name, checked, ["body", "prompt_template"])
         v = self._new_version(t, checked, metadata, commit_message)
         self._apply_labels(t, v, labels or [])
         return Response(201, self._version_body(t, v, labels))
@@ -1225,6 +1285,87 @@ class PromptLayerEmulator(Emulator):
                 break
         bucket = ab_bucket(t.id, label, filters) if filters else self._random.randrange(100)
         return t.version(_pick_split(splits, bucket)) or base
+
+    # ------------------------------------------------------------------ snippets
+
+    def _snippet(self, match: re.Match[str]) -> tuple[Template, Version]:
+        """The template and version a reference names (a label: its base version); SnippetError
+        when there is none or it is not a completion."""
+        name, number, label = match.group(1), match.group(2), match.group(3)
+        t = self._by_name(name)
+        if t is None:
+            raise SnippetError(f"Snippet '{name}' not found: no prompt template is named so")
+        if label is not None:
+            found = t.labels.get(label)
+            if found is None:
+                raise SnippetError(f"Snippet '{name}' with label '{label}' not found")
+            v = t.by_id(found.prompt_version_id)
+        elif number is not None:
+            v = t.version(int(number)) if re.fullmatch(r"[0-9]+", number) else None
+            if v is None:
+                raise SnippetError(f"Snippet '{name}' version_number {number} not found")
+        else:
+            v = t.latest
+        if v is None or v.prompt_template.get("type") != "completion":
+            raise SnippetError(f"Snippet '{match.group(0)}' names a chat template: only completion templates can "
+                               "be snippets")
+        return t, v
+
+    def _inline(self, text: str, stack: tuple[int, ...], used: list[dict[str, Any]]) -> str:
+        """``text`` with every reference that resolves replaced by its snippet's text, itself
+        resolved; ``stack`` holds the ``prompt_version_id`` of the versions being resolved (a
+        reference to one of them would loop: it is left as written). Each reference inlined is
+        added once to ``used`` (the answer's ``snippets``)."""
+        def inlined(match: re.Match[str]) -> str:
+            try:
+                t, v = self._snippet(match)
+            except SnippetError:
+                return match.group(0)
+            if v.prompt_version_id in stack:
+                return match.group(0)
+            entry = {"prompt_name": t.name, "version": v.version_number, "label": match.group(3)}
+            if entry not in used:
+                used.append(entry)
+            return self._inline(_joined_text(v.prompt_template.get("content")), (*stack, v.prompt_version_id), used)
+
+        return SNIPPET_REFERENCE.sub(inlined, text)
+
+    def _resolved(self, v: Version) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """A copy of ``v``'s template with its snippets inlined, and the references inlined."""
+        template = copy.deepcopy(v.prompt_template)
+        used: list[dict[str, Any]] = []
+        for _, block in text_blocks(template):
+            block["text"] = self._inline(block["text"], (v.prompt_version_id,), used)
+        return template, used
+
+    def _check_snippets(self, name: str, template: dict[str, Any], loc: list[Any]) -> None:
+        """422 unless every reference in the ``template`` about to be stored as a version of
+        ``name`` names an existing completion version that does not lead back to ``name``."""
+        issues: list[dict[str, Any]] = []
+        for where, block in text_blocks(template):
+            for match in SNIPPET_REFERENCE.finditer(block["text"]):
+                try:
+                    t, v = self._snippet(match)
+                    if t.name == name or self._reaches(v, name, (t.name,)):
+                        raise SnippetError(f"Snippet '{match.group(0)}' creates a snippet cycle: it leads back "
+                                           f"to '{name}'")
+                except SnippetError as exc:
+                    issues.append(_issue(loc + where, str(exc), "value_error"))
+        if issues:
+            raise unprocessable(issues)
+
+    def _reaches(self, v: Version, name: str, stack: tuple[str, ...]) -> bool:
+        """True when resolving version ``v`` would meet a reference to template ``name``."""
+        for match in SNIPPET_REFERENCE.finditer(_joined_text(v.prompt_template.get("content"))):
+            if match.group(1) == name:
+                return True
+            try:
+                t, nested = self._snippet(match)
+            except SnippetError:
+                continue
+            if t.name not in stack and self._reaches(nested, name, (*stack, t.name)):
+                return True
+        return False
 
     def _get_rendered(self, request: Request, identifier: str) -> Response:
         body = self._json(request, required=False)
@@ -1264,7 +1405,7 @@ class PromptLayerEmulator(Emulator):
             v = self._resolve_label(t, label, filters or {})
         else:
             v = self._select(t, version, None)
-        template = v.prompt_template
+        template, used = self._resolved(v)
         if not skip:
             template = render_prompt_template(template, variables or {})
         kwargs = llm_kwargs(template, v.metadata, provider=body.get("provider"), model=body.get("model"),
@@ -1272,7 +1413,7 @@ class PromptLayerEmulator(Emulator):
         return Response(200, {"id": t.id, "prompt_name": t.name, "tags": list(t.tags), "workspace_id": self.workspace_id,
                               "commit_message": v.commit_message, "metadata": copy.deepcopy(v.metadata),
                               "prompt_template": copy.deepcopy(template), "llm_kwargs": kwargs,
-                              "provider_base_url": None, "version": v.version_number, "snippets": [],
+                              "provider_base_url": None, "version": v.version_number, "snippets": used,
                               "warning": None})
 
     def _get_raw(self, request: Request, identifier: str) -> Response:
@@ -1285,20 +1426,23 @@ class PromptLayerEmulator(Emulator):
         if request.arg("include_llm_kwargs") not in (None, ""):
             include = bool(_bool_value(request.arg("include_llm_kwargs") or "", ["query", "include_llm_kwargs"],
                                        issues))
+        resolve = True  # the OpenAPI's default: snippets expanded
         if request.arg("resolve_snippets") not in (None, ""):
-            _bool_value(request.arg("resolve_snippets") or "", ["query", "resolve_snippets"], issues)
+            resolve = _bool_value(request.arg("resolve_snippets") or "", ["query", "resolve_snippets"], issues) \
+                is not False
         if issues:
             raise unprocessable(issues)
         if version is not None and label is not None:
             raise fail(400, "Cannot specify both version and label")
         t = self._find(identifier)
         v = self._select(t, version, label)
+        template, used = self._resolved(v) if resolve else (copy.deepcopy(v.prompt_template), [])
         body = {"success": True, "id": t.id, "prompt_name": t.name, "version": v.version_number,
-                "workspace_id": self.workspace_id, "prompt_template": copy.deepcopy(v.prompt_template),
+                "workspace_id": self.workspace_id, "prompt_template": template,
                 "metadata": copy.deepcopy(v.metadata), "commit_message": v.commit_message, "tags": list(t.tags),
-                "created_at": _stamp(v.created), "snippets": []}
+                "created_at": _stamp(v.created), "snippets": used}
         if include:
-            body["llm_kwargs"] = llm_kwargs(v.prompt_template, v.metadata)
+            body["llm_kwargs"] = llm_kwargs(template, v.metadata)
         return Response(200, body)
 
     def _list(self, request: Request) -> Response:
