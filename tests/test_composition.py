@@ -229,3 +229,113 @@ def test_a_composed_prompt_and_what_it_composes_apply_in_one_run_once_and_serve_
             root / "prompts/assist/reply.yaml").read_text()
         commit(root, "C: imported")
         assert cli("-C", root, "plan", "-t", "lf", "--detailed-exitcode").code == 0
+
+
+# --------------------------------------------------------------------------- end to end on PromptLayer
+
+PROMPTLAYER_CONFIG = """\
+default_target: local
+targets:
+  local: {provider: local}
+  pl:
+    provider: promptlayer
+    base_url: %s
+    credentials: {api_key: "${PL_COMPOSE_KEY}"}
+"""
+PL_KEY = "pl_compose_5e0c1d"
+PL_TONE = """\
+type: text
+template_format: f-string
+versions:
+  kind:
+    template: "Be kind. @@@shared/core@label:production@@@"
+  brief:
+    template: "Be brief."
+labels: {production: kind, staging: brief}
+"""
+PL_CORE = """\
+template_format: f-string
+template: "Never invent facts about {product}."
+labels: [production]
+"""
+PL_REPLY = """\
+type: text
+template_format: f-string
+template: "Reply to {question}. @@@shared/tone@label:production@@@"
+labels: [production]
+"""
+
+
+@pytest.mark.parametrize("answers", ["current", "2025-04"])
+def test_promptlayer_snippets_and_their_composer_apply_in_one_run_once_and_serve_resolved(
+        cli, monkeypatch, tmp_path, answers):
+    """With "2025-04" a publish answer names no version: each is found by reading the template back,
+    which must keep the snippet references (resolve_snippets=false), or the digest would not match."""
+    from emulators.base import HttpError
+    from emulators.promptlayer import PromptLayerEmulator
+    from promptlayer import PromptLayer
+
+    monkeypatch.setenv("PL_COMPOSE_KEY", PL_KEY)
+    emu = PromptLayerEmulator(PL_KEY, answers=answers)
+    reads: list[dict] = []  # the query of every read of a version, as sent
+    route = emu.route
+
+    def recording(request):
+        if request.method == "GET" and request.path.startswith("/prompt-templates/") \
+                and not request.path.endswith("/labels"):
+            reads.append({k: v[-1] for k, v in request.query.items()})
+        return route(request)
+
+    emu.route = recording
+    with emu.serve() as server:
+        # assist/reply sorts before shared/tone, which composes shared/core: published in plan order,
+        # the composer would be refused (422: the snippet does not exist yet)
+        with pytest.raises(HttpError) as refused:
+            emu.seed("assist/reply", "Reply. @@@shared/tone@label:production@@@")
+        assert refused.value.response.status == 422
+        root = init_repo(tmp_path / "repo")
+        write(root, "promptops.yaml", PROMPTLAYER_CONFIG % server.url)
+        write(root, "prompts/shared/tone.yaml", PL_TONE)
+        write(root, "prompts/shared/core.yaml", PL_CORE)
+        write(root, "prompts/assist/reply.yaml", PL_REPLY)
+        commit(root, "A: composed prompts")
+        for _ in range(3):
+            r = cli("-C", root, "apply", "-t", "pl", "--auto-approve")
+            assert r.code == 0, r.out + r.err
+        assert {name: len(emu.versions(name)) for name in ("assist/reply", "shared/tone", "shared/core")} == {
+            "assist/reply": 1, "shared/tone": 2, "shared/core": 1}
+        assert emu.versions("assist/reply")[0]["prompt_template"]["content"][0]["text"] == (
+            "Reply to {question}. @@@shared/tone@label:production@@@")
+        assert cli("-C", root, "plan", "-t", "pl", "--detailed-exitcode").code == 0
+        assert reads and all(q.get("resolve_snippets") == "false" for q in reads), reads
+
+        sdk = PromptLayer(api_key=PL_KEY, base_url=server.url)
+        served = sdk.templates.get("assist/reply", {"label": "production",
+                                                    "input_variables": {"question": "refunds", "product": "mugs"}})
+        assert served["prompt_template"]["content"][0]["text"] == (
+            "Reply to refunds. Be kind. Never invent facts about mugs.")
+        assert served["snippets"] == [{"prompt_name": "shared/tone", "version": 1, "label": "production"},
+                                      {"prompt_name": "shared/core", "version": 1, "label": "production"}]
+
+        # a label move of the snippet: the plan names the composer, whose served text changes
+        write(root, "prompts/shared/tone.yaml", PL_TONE.replace("{production: kind, staging: brief}",
+                                                                "{production: brief, staging: kind}"))
+        commit(root, "B: brief tone")
+        r = cli("-C", root, "plan", "-t", "pl", "--no-color")
+        assert r.code == 0, r.err
+        assert '~ label "production": v1 (kind) -> v2 (brief)\n      # affects: assist/reply\n' in r.out
+        assert cli("-C", root, "apply", "-t", "pl", "--auto-approve").code == 0
+        assert len(emu.versions("assist/reply")) == 1
+        served = sdk.templates.get("assist/reply", {"label": "production", "input_variables": {"question": "refunds"}})
+        assert served["prompt_template"]["content"][0]["text"] == "Reply to refunds. Be brief."
+        r = cli("-C", root, "render", "assist/reply", "-t", "pl", "--var", "question=refunds")
+        assert (r.code, r.out) == (0, "Reply to refunds. Be brief.\n"), r.err
+
+        # import writes the snippet reference verbatim, and the imported file plans clean
+        (root / "prompts/assist/reply.yaml").unlink()
+        r = cli("-C", root, "import", "assist/reply", "-t", "pl")
+        assert r.code == 0, r.out + r.err
+        assert "@@@shared/tone@label:production@@@" in (root / "prompts/assist/reply.yaml").read_text()
+        commit(root, "C: imported")
+        assert cli("-C", root, "plan", "-t", "pl", "--detailed-exitcode").code == 0
+        assert all(q.get("resolve_snippets") == "false" for q in reads), reads
