@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Collection, Iterable, Sequence
 
-from .composition import with_affects
+from .composition import references_of, with_affects
 from .config import Target
 from .errors import PlanError
 from .model import (
@@ -73,6 +73,8 @@ def build_plan(
     undeclared = sorted(set(remote.prompts if remote_names is None else remote_names) - declared)
     if undeclared and not prune:
         warnings.append(_kept_note(undeclared, target))
+    if prune and target.capabilities.delete_prompt:
+        _check_prune(undeclared, managed, target)
     for name in undeclared if prune else ():
         if target.capabilities.delete_prompt:
             actions.append(_delete(remote.prompts[name]))
@@ -239,6 +241,25 @@ def _metadata(spec: PromptSpec, remote: RemotePrompt, target: Target, new_prompt
 def _delete(remote: RemotePrompt) -> DeletePrompt:
     return DeletePrompt(prompt=remote.name, versions=tuple(v.id for v in remote.versions),
                         outside_promptops=all(v.provenance is None for v in remote.versions))
+
+
+def _check_prune(doomed: Collection[str], specs: Iterable[PromptSpec], target: Target) -> None:
+    """A prompt --prune would delete while a file still composes it: the platform refuses the
+    delete (Langfuse: a 400 naming the dependents), so the plan refuses it first."""
+    syntax = target.capabilities.composition
+    if syntax is None or not doomed:
+        return
+    users: dict[str, set[str]] = {}
+    for spec in specs:
+        for _, ref in references_of(spec, syntax):
+            if ref.name in doomed:
+                users.setdefault(ref.name, set()).add(spec.path)
+    if users:
+        lines = [f"{name}: no file declares it, so --prune would delete it, but {', '.join(sorted(paths))} "
+                 f"compose{'s' if len(paths) == 1 else ''} it and the platform refuses to delete a prompt others "
+                 f"compose; remove the reference{'s' if len(paths) > 1 else ''} first, or keep a file for {name}"
+                 for name, paths in sorted(users.items())]
+        raise PlanError("the plan cannot delete what the files compose:\n  " + "\n  ".join(lines))
 
 
 def _check_types(specs: Iterable[PromptSpec], remote: RemoteState, target: Target) -> None:

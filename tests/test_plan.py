@@ -273,3 +273,18 @@ def test_composition_tags_affect_nothing_where_the_platform_serves_them_as_text(
     here = remote(RemotePrompt("base", versions=(rv("1", "A"), rv("2", "B")), labels={"production": "1"}))
     plan = build_plan([base, reply], here, LOCAL)
     assert [a.affects for a in plan.actions if isinstance(a, MoveLabel)] == [()]
+
+
+def test_prune_refuses_to_delete_a_prompt_a_file_still_composes():
+    reply = spec("support/reply", versions={"a": "Reply. @@@langfusePrompt:name=shared/tone|label=production@@@"},
+                 labels={"production": "a"})
+    here = remote(RemotePrompt("shared/tone", versions=(rv("1", "Be kind."),), labels={"production": "1"}),
+                  RemotePrompt("old", versions=(rv("1", "Old."),)))
+    with pytest.raises(PlanError, match=r"shared/tone: no file declares it, so --prune would delete it, but "
+                                        r"prompts/support/reply.yaml composes it"):
+        build_plan([reply], here, LANGFUSE, prune=True)
+    # without --prune it is kept (a warning); a prompt nothing composes is deleted as before
+    assert build_plan([reply], here, LANGFUSE).actions[0].kind == "create_version"
+    alone = spec("support/reply", versions={"a": "Reply."})
+    assert [a.prompt for a in build_plan([alone], here, LANGFUSE, prune=True).actions
+            if isinstance(a, DeletePrompt)] == ["old", "shared/tone"]
