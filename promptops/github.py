@@ -33,7 +33,7 @@ import httpx
 
 from .config import unsendable
 from .errors import PromptOpsError, ProviderError
-from .http import HttpClient, HttpSettings, RemoteError
+from .http import HttpClient, HttpSettings, Redactor, RemoteError
 
 API_URL = "https://api.github.com"
 API_VERSION = "2022-11-28"
@@ -251,7 +251,8 @@ class GitHub:
             self._transport.link = ""
             page = self._call("GET", url, what, scope, params=query)
             if not isinstance(page, list):
-                raise GitHubError(self._http.redact(f"GitHub: unexpected answer to {what}: {str(page)[:200]}"))
+                raise GitHubError(self._http.redact(f"GitHub: unexpected answer to {what}: "
+                                                    f"{self._http.excerpt(str(page))}"))
             yield from (item for item in page if isinstance(item, dict))
             url, query = self._next(self._transport.link, what), None
         raise GitHubError(f"GitHub: {what}: more than {MAX_PAGES} pages; stopped")
@@ -263,8 +264,9 @@ class GitHub:
             if match and re.search(r'\brel="?next"?', match.group(2)):
                 url = match.group(1)
                 if _origin(url) != _origin(self.api_url):
-                    raise GitHubError(f"GitHub: {what}: the next page is on another host ({_origin(url)}); not "
-                                      "following it with the token")
+                    # the host is the server's text: redacted like any other
+                    raise GitHubError(self._http.redact(f"GitHub: {what}: the next page is on another host "
+                                                        f"({_origin(url)}); not following it with the token"))
                 return url
         return None
 
@@ -807,12 +809,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _redact_env(text: str) -> str:
-    """``text`` without the token's value (the client redacts its own messages; this is the last guard)."""
-    for var in TOKEN_VARS:
-        value = os.environ.get(var, "").strip()
-        if len(value) >= 4:
-            text = text.replace(value, "***")
-    return text
+    """``text`` without the token, whole or in part (the client redacts its own messages; this is
+    the last guard, for errors raised elsewhere that quote a server's answer)."""
+    values = [os.environ.get(var, "").strip() for var in TOKEN_VARS]
+    return Redactor(value for value in values if len(value) >= 4).redact(text)
 
 
 if __name__ == "__main__":

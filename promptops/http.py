@@ -15,8 +15,10 @@ Retry rules (what may be sent again without changing the outcome):
   looks for the version by digest before creating it again.
 * A connection that could not be opened is retried for every method (nothing was sent).
 
-Errors never contain a credential: every message passes through :meth:`HttpClient.redact`, which
-removes the secret values it was given (and their Basic-auth encodings) wherever they appear.
+Errors never contain a credential, whole or in part: every message passes through
+:class:`Redactor` (:meth:`HttpClient.redact`), which masks the secret values it was given, their
+Basic-auth token, the forms a server may echo them in, and any piece of 8 characters of those;
+a server's words are redacted before they are cut to what a message quotes (:meth:`HttpClient.excerpt`).
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ import email.utils
 import json
 import logging
 import random
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -43,6 +46,11 @@ log = logging.getLogger("promptops.http")
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 RETRY_STATUSES = frozenset({408, 500, 502, 503, 504})
 USER_AGENT = f"promptops/{__version__}"
+MASK = "***"
+FRAGMENT = 8  # this many characters of a secret (or more) are masked wherever they appear
+QUOTE = 200  # characters of an unreadable answer (a proxy's page, unknown JSON) a message quotes
+DETAIL = 2000  # characters of a server's own error message a message quotes
+SCAN = 16_384  # characters of a server's text read at all: bounds the work, far beyond any quote
 
 
 class RemoteError(ProviderError):
@@ -84,6 +92,72 @@ class HttpSettings:
     clock: Callable[[], float] = time.monotonic
 
 
+class Redactor:
+    """Masks credentials in text. Masked: each secret in every form a server may echo it (as is;
+    percent-encoded, with either case of hex digits; JSON-escaped, with or without ``\\/``; as a
+    Python repr; and each of those once more, as in a request echoed inside a JSON string), and
+    any run of text made of ``FRAGMENT``-character pieces of those forms, so a secret cut short
+    (by the server, by Python's own error messages) is masked too. A secret shorter than
+    ``FRAGMENT`` is masked whole only. The work is one set lookup per character of the text."""
+
+    def __init__(self, secrets: Iterable[str]):
+        forms: set[str] = set()
+        for secret in secrets:
+            if secret:
+                forms |= _forms(secret)
+        self._short = sorted((f for f in forms if len(f) < FRAGMENT), key=len, reverse=True)
+        self._pieces = frozenset(f[i:i + FRAGMENT] for f in forms for i in range(len(f) - FRAGMENT + 1))
+
+    def redact(self, text: str) -> str:
+        """``text`` with every credential, and every piece of one, replaced by ``***``."""
+        runs: list[list[int]] = []  # [start, end) of the text covered by pieces, merged
+        if self._pieces:
+            for i in range(len(text) - FRAGMENT + 1):
+                if text[i:i + FRAGMENT] in self._pieces:
+                    if runs and i <= runs[-1][1]:
+                        runs[-1][1] = i + FRAGMENT
+                    else:
+                        runs.append([i, i + FRAGMENT])
+        if runs:
+            parts, end = [], 0
+            for start, stop in runs:
+                parts += [text[end:start], MASK]
+                end = stop
+            text = "".join(parts) + text[end:]
+        for secret in self._short:
+            text = text.replace(secret, MASK)
+        return text
+
+    def excerpt(self, text: str, limit: int = QUOTE) -> str:
+        """The start of a server's ``text`` as a message quotes it: redacted first, then cut to
+        ``limit`` characters ("…" when cut, never inside a mask). A cut before the redaction
+        would leave a prefix of a secret that matches it no longer; only the first ``SCAN``
+        characters are read, which bounds the work and cannot matter: a piece of a secret cut
+        there is masked like any other, and the quote ends long before."""
+        shown = self.redact(text[:SCAN])
+        if len(shown) <= limit and len(text) <= SCAN:
+            return shown
+        end = min(limit, len(shown))
+        while 0 < end < len(shown) and shown[end - 1] == shown[end] == "*":
+            end += 1
+        return shown[:end] + "…"
+
+
+def _forms(secret: str) -> set[str]:
+    """``secret`` as a server may echo it: as is, and escaped once or twice (see :class:`Redactor`)."""
+    forms = {secret}
+    for _ in range(2):
+        forms |= {escaped for form in forms for escaped in _escaped(form)}
+    return forms
+
+
+def _escaped(text: str) -> set[str]:
+    url = quote(text, safe="")
+    json_text = json.dumps(text)[1:-1]
+    return {url, re.sub(r"%[0-9A-F]{2}", lambda m: m.group().lower(), url), quote(text), json_text,
+            json_text.replace("/", "\\/"), repr(text)[1:-1]}
+
+
 class HttpClient:
     """A connection to one platform; thread-safe (httpx.Client is), so apply can run prompts in
     parallel on one client."""
@@ -95,8 +169,7 @@ class HttpClient:
             user, password = settings.auth
             token = base64.b64encode(f"{user}:{password}".encode()).decode()
             secrets += [token, password]
-        # longest first, so a secret that contains another is removed whole
-        self._secrets = sorted(set(secrets), key=len, reverse=True)
+        self._redactor = Redactor(secrets)
         self._pacers = {kind: _Pacer(f"{self._who()}: pacing {kind} requests to {rate}", _per_second(rate),
                                      settings.clock, settings.sleep)
                         for kind, rate in settings.rate_limits.items()}
@@ -169,7 +242,7 @@ class HttpClient:
         quoting the start of the answer (a proxy's HTML page, an API change), redacted."""
         if not isinstance(body, dict) or not isinstance(body.get(key), kind):
             raise ProviderError(self.redact(f"{self._who()}: unexpected answer from {self.settings.platform}: no "
-                                            f"{key!r} in {str(body)[:200]}"))
+                                            f"{key!r} in {self.excerpt(str(body))}"))
         return body[key]
 
     @contextlib.contextmanager
@@ -180,13 +253,16 @@ class HttpClient:
             yield
         except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
             raise ProviderError(self.redact(f"{self._who()}: unexpected answer from {self.settings.platform} for "
-                                            f"{what} ({type(exc).__name__}: {exc}): {str(body)[:200]}")) from None
+                                            f"{what} ({type(exc).__name__}: {self.excerpt(str(exc))}): "
+                                            f"{self.excerpt(str(body))}")) from None
 
     def redact(self, text: str) -> str:
-        """``text`` with every credential value replaced by ``***``."""
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
+        """``text`` with every credential, and every piece of one, replaced by ``***`` (:class:`Redactor`)."""
+        return self._redactor.redact(text)
+
+    def excerpt(self, text: str, limit: int = QUOTE) -> str:
+        """The start of a server's ``text`` for a message: redacted, then cut (:meth:`Redactor.excerpt`)."""
+        return self._redactor.excerpt(text, limit)
 
     # ------------------------------------------------------------------ internals
 
@@ -207,7 +283,7 @@ class HttpClient:
 
     def _error(self, response: httpx.Response, what: str, *, ambiguous: bool, waited: float = 0.0) -> RemoteError:
         status = response.status_code
-        detail = self.redact(_detail(response))
+        detail = self.excerpt(*_detail(response))
         who = self._who()
         if status == 401:
             message = f"{who}: authentication failed (401){_colon(detail)}; check {self.settings.auth_hint or 'the credentials'}"
@@ -303,19 +379,20 @@ def _retry_after(response: httpx.Response) -> float | None:
     return None
 
 
-def _detail(response: httpx.Response) -> str:
+def _detail(response: httpx.Response) -> tuple[str, int]:
     """The server's own words from an error body of any of the platforms' shapes: ``message``,
     ``error`` (a string, or ``{code, message}``), ``detail`` (a string, or FastAPI's list of
-    validation issues), GitHub's ``errors`` list; or the text, shortened."""
+    validation issues), GitHub's ``errors`` list; or the text. With how many characters of them
+    a message quotes (``DETAIL``, or ``QUOTE`` of a page or of JSON in no known shape). Not cut:
+    :meth:`HttpClient.excerpt` redacts them first."""
     try:
         body = response.json()
     except ValueError:
-        text = " ".join(response.text.split())
-        return text[:200] + ("…" if len(text) > 200 else "")
+        return " ".join(response.text[:SCAN].split()), QUOTE
     if isinstance(body, dict):
         error = body.get("error")
         if isinstance(error, dict):
-            return str(error.get("message") or error.get("code") or json.dumps(error))
+            return str(error.get("message") or error.get("code") or json.dumps(error)), DETAIL
         parts = [str(body[k]) for k in ("message", "detail") if isinstance(body.get(k), (str, int))]
         if isinstance(body.get("detail"), list):  # FastAPI validation: [{loc, msg, type}]
             parts.append("; ".join(_issue(e) for e in body["detail"]))
@@ -328,8 +405,8 @@ def _detail(response: httpx.Response) -> str:
             parts.append("; ".join((e.get("message") or f"{e.get('field')} {e.get('code')}") if isinstance(e, dict)
                                    else str(e) for e in errors))
         if parts:
-            return ": ".join(parts)
-    return json.dumps(body)[:200]
+            return ": ".join(parts), DETAIL
+    return json.dumps(body), QUOTE
 
 
 def _issue(entry: Any) -> str:

@@ -3,6 +3,7 @@ the job summary, the drift issue, errors; and its command line."""
 from __future__ import annotations
 
 import json
+import logging
 import re
 
 import httpx
@@ -219,6 +220,17 @@ def test_a_next_page_on_another_host_is_not_followed():
     with GitHub(TOKEN, REPO, transport=httpx.MockTransport(answer)) as client:
         with pytest.raises(GitHubError, match="another host"):
             client.comments(1)
+
+
+def test_a_next_page_host_quoting_the_token_is_redacted():
+    # the host is the server's text, named in the error: a server echoing the token there is masked
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json=[], headers={"Link": f'<https://{TOKEN[:20]}.evil.example/x>; rel="next"'})
+
+    with GitHub(TOKEN, REPO, transport=httpx.MockTransport(answer)) as client:
+        with pytest.raises(GitHubError, match="another host") as raised:
+            client.comments(1)
+    assert TOKEN[:8] not in str(raised.value) and "(https://***" in str(raised.value), raised.value
 
 
 # --------------------------------------------------------------------------- errors
@@ -483,3 +495,38 @@ def test_module_runs_as_a_script(tmp_path):
     import sys
     done = subprocess.run([sys.executable, "-m", "promptops.github", "--help"], capture_output=True, text=True)
     assert done.returncode == 0 and re.search(r"comment\s+Post the markdown", done.stdout)
+
+
+# --------------------------------------------------------------------------- an echoed token
+
+ECHO_TOKEN = "ghs_S0GPRVwjaWz4YHO9kjou4h2CzszQvKVmnKCG"  # 40 characters, as installation tokens are
+
+
+@pytest.mark.parametrize("status, shape", [(400, "text"), (422, "json"), (403, "string"), (200, "text"),
+                                           (200, "object")])
+def test_an_echoed_token_never_reaches_the_output_at_any_offset(monkeypatch, tmp_path, capsys, caplog, status,
+                                                                shape):
+    # a server quoting the Authorization header it got, in an error or in an answer that is not
+    # the expected list, with the token at every offset around the 200-character quote
+    from tests.emulators.echo import EchoServer
+    from tests.test_http import OFFSETS, leaked
+
+    caplog.set_level(logging.DEBUG)
+    (tmp_path / "plan.md").write_text("plan")
+    with EchoServer() as echo:
+        for var, value in {"GITHUB_TOKEN": ECHO_TOKEN, "GITHUB_REPOSITORY": REPO, "GITHUB_API_URL": echo.url,
+                           "GITHUB_ACTIONS": "true"}.items():
+            monkeypatch.setenv(var, value)
+        echo.status, echo.shape = status, shape
+        leaks = []
+        for offset in OFFSETS:
+            echo.offset = offset
+            caplog.clear()
+            assert main(["comment", "--pr", "1", "--file", str(tmp_path / "plan.md")]) == 1
+            captured = capsys.readouterr()
+            text = captured.out + captured.err + caplog.text
+            assert captured.err.startswith("::error::GitHub"), captured.err
+            if leaked(text, [ECHO_TOKEN]):
+                leaks.append((offset, leaked(text, [ECHO_TOKEN]), captured.err))
+        assert set(echo.seen) == {ECHO_TOKEN}
+    assert not leaks, leaks[:3]
