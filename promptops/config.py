@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 from urllib.parse import urlsplit
 
-from .errors import ConfigError, Diagnostic
+from .errors import ConfigError, Diagnostic, clip
 from .providers.base import CAPABILITIES, Capabilities
 from .provenance import key_room
 from .schemas import schema_diagnostics
@@ -229,7 +229,12 @@ class Config:
 
     @property
     def prompts_dir(self) -> Path:
-        return (self.root / self.prompts).resolve()
+        """The prompts folder, symlinks resolved; a symlink that loops is left unresolved (it is
+        then not a folder, which the loader reports)."""
+        try:
+            return (self.root / self.prompts).resolve()
+        except (OSError, RuntimeError):  # a loop: RuntimeError up to Python 3.12, OSError after
+            return Path(os.path.abspath(self.root / self.prompts))
 
     def target(self, name: str | None) -> Target:
         """The named target (default target when None); ConfigError listing the choices."""
@@ -243,9 +248,10 @@ class Config:
 def load_config(root: Path) -> tuple[Config, list[Diagnostic]]:
     """Read ``root/promptops.yaml`` if present. Diagnostics are located in that file; when there are
     any, the returned Config holds the defaults for whatever was invalid. An empty promptops.yaml
-    (or one holding only comments) means the defaults, like no file at all."""
+    (or one holding only comments) means the defaults, like no file at all; anything else by that
+    name (a folder, a FIFO, a symlink that loops or points nowhere) is an error, not the defaults."""
     path = root / CONFIG_FILE
-    if not path.is_file():
+    if not os.path.lexists(path):
         return Config(root=root), []
     name = CONFIG_FILE
     loaded = load_yaml_file(path, name)
@@ -296,7 +302,7 @@ def _build(root: Path, loaded: Loaded, name: str) -> tuple[Config, list[Diagnost
                                     f"add default_target: one of {', '.join(sorted(targets))}"))
     elif default not in targets:
         line, col = loaded.where(("default_target",))
-        diags.append(Diagnostic(name, line, col, f"default_target {default!r} is not a configured target",
+        diags.append(Diagnostic(name, line, col, f"default_target {clip(default)!r} is not a configured target",
                                 f"targets: {', '.join(sorted(targets))}"))
     config = Config(root=root, prompts=data.get("prompts", "prompts"), default_target=default,
                     targets=targets, file=name,
@@ -317,7 +323,7 @@ def _check_target(tname: str, raw: Mapping[str, Any], loaded: Loaded, name: str)
     creds = raw.get("credentials") or {}
     for key, value in creds.items():
         if key not in required | optional:
-            add(("credentials", key), f"unknown credential {key!r} for provider {provider}",
+            add(("credentials", key), f"unknown credential {clip(key)!r} for provider {provider}",
                 f"{provider} takes: {', '.join(sorted(required | optional)) or 'no credentials'}", key=True)
         elif not ENV_REF.match(value):
             # Never echo the value: it may be a real secret pasted by mistake.

@@ -5,8 +5,57 @@ Every error a user can cause derives from :class:`PromptOpsError`; the CLI bound
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Iterable
+
+# git's C-style escapes (quote.c); every other character that needs quoting is written as octal
+# bytes, as git does.
+_NAMED_ESCAPES = {"\a": "\\a", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\v": "\\v", "\f": "\\f",
+                  "\r": "\\r", '"': '\\"', "\\": "\\\\"}
+
+
+def quote_path(name: str) -> str:
+    """``name`` (a file or folder name, or a path) as it can be printed on a terminal, the way git
+    quotes paths: unchanged when every character prints, else in double quotes with C escapes
+    (``"a\\nb.yaml"``, ``"a\\033[31m.yaml"``). What gets escaped: control characters and line
+    breaks (they would forge or split output lines, or drive the terminal), other characters that
+    do not print (zero-width, bidirectional overrides), the bytes of a name that is not UTF-8
+    (Python holds them as lone surrogates, which cannot be written at all; git prints ``\\351``
+    for the byte 0xe9, and so does this), and ``"`` and ``\\`` themselves, so that a quoted name reads
+    back unambiguously. Printable non-ASCII (``café.yaml``) stays as written.
+
+    Every message that names a file or folder goes through here (:meth:`Diagnostic.format` does
+    it for the file of a diagnostic)."""
+    if all(c.isprintable() and c not in '"\\' for c in name):
+        return name
+    out = []
+    for c in name:
+        if c in _NAMED_ESCAPES:
+            out.append(_NAMED_ESCAPES[c])
+        elif c.isprintable():
+            out.append(c)
+        else:
+            out.extend(f"\\{b:03o}" for b in _bytes_of(c))
+    return '"' + "".join(out) + '"'
+
+
+def _bytes_of(char: str) -> bytes:
+    """The bytes a name's character stands for: the original byte of an undecodable one."""
+    try:
+        return os.fsencode(char)
+    except UnicodeEncodeError:  # a surrogate no file system decoding produced
+        return char.encode("utf-8", "surrogatepass")
+
+
+SHOWN = 60  # at most this many characters of a value are echoed in a message
+
+
+def clip(text: str) -> str:
+    """``text`` cut to its first ``SHOWN`` characters (marked with "…") when longer: a message
+    names a value, it does not repeat a megabyte of it. For values a message quotes with ``!r``
+    (repr escapes what does not print); ``schemas.show`` clips by itself."""
+    return text if len(text) <= SHOWN else text[:SHOWN] + "…"
 
 
 @dataclass(frozen=True, order=True)
@@ -25,7 +74,7 @@ class Diagnostic:
 
     def format(self) -> str:
         """Return the compiler-style one-line form (plus the hint on the same line)."""
-        where = self.file
+        where = quote_path(self.file)
         if self.line:
             where += f":{self.line}:{self.column or 1}"
         text = f"{where}: {self.severity}: {self.message}"

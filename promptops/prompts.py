@@ -9,8 +9,10 @@ column (1:1 for problems with a whole file), so editors and CI problem matchers 
 from __future__ import annotations
 
 import difflib
+import errno
 import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -18,12 +20,12 @@ from typing import Any, Iterable, Mapping, Sequence
 from . import composition
 from .config import CONFIG_FILE, Config, load_config
 from .digest import canonical_content, content_digest, normalize
-from .errors import ConfigError, Diagnostic
+from .errors import ConfigError, Diagnostic, clip, quote_path
 from .model import PromptSpec, VersionSpec
 from .providers.base import CAPABILITIES
 from .schemas import schema_diagnostics, show
 from .templates import analyze
-from .yamlload import MAX_BYTES, Loaded, load_yaml, load_yaml_file
+from .yamlload import Loaded, load_yaml, load_yaml_file, read_file
 
 KNOWN_ROLES = ("system", "developer", "user", "assistant", "tool")
 SHORT_FORM_VERSION = "default"
@@ -59,22 +61,28 @@ def load_project(root: Path, only: Sequence[Path] | None = None) -> Project:
     """
     root = root.resolve()
     if not root.is_dir():
-        raise ConfigError(f"project directory {root} does not exist")
+        raise ConfigError(f"project directory {quote_path(str(root))} does not exist")
     config, diags = load_config(root)
     project = Project(config=config, diagnostics=list(diags))
     prompts_dir = config.prompts_dir
-    if not prompts_dir.is_dir():
+    problem = _folder_problem(prompts_dir)
+    if problem is not None:
         if config.prompts_at is not None:
             # set in promptops.yaml: report it there, where the fix goes
-            problem = "is not a folder" if prompts_dir.exists() else "does not exist"
             project.diagnostics.append(Diagnostic(
                 CONFIG_FILE, *config.prompts_at,
-                f"prompts folder {config.prompts!r} {problem} (paths are relative to the project directory)",
+                f"prompts folder {clip(config.prompts)!r} {problem} (paths are relative to the project directory)",
                 "create it, or correct prompts:"))
+        elif problem != "does not exist":
+            # prompts/ is there but is no folder (a file, a FIFO, `ln -s prompts prompts`)
+            project.diagnostics.append(Diagnostic(
+                _display(prompts_dir, root), 1, 1, f"the prompts folder {problem}",
+                "replace it with a folder of prompt files"))
         elif not diags:
             raise ConfigError(_no_prompts_folder(root, config.prompts))
         return project
-    paths = discover(prompts_dir)
+    unreadable: list[OSError] = []
+    paths = discover(prompts_dir, unreadable)
     selected: set[str] | None = None
     if only is not None:
         selected = set()
@@ -127,6 +135,9 @@ def load_project(root: Path, only: Sequence[Path] | None = None) -> Project:
             project.diagnostics.extend(_duplicate_name(name, where))
     if selected is not None:
         project.diagnostics = [d for d in project.diagnostics if d.file in selected]
+    # After the selection filter: whatever was selected, the files in an unreadable folder were
+    # not checked (not even their names), so the run must not pass as if they were.
+    project.diagnostics += [_unreadable_folder(exc, root) for exc in unreadable]
     if composing:
         # after the selection filter: a selected change can break a reference in another file
         unique = {name: where[0][0] for name, where in names.items() if len(where) == 1}
@@ -138,10 +149,37 @@ def load_project(root: Path, only: Sequence[Path] | None = None) -> Project:
 
 def _may_compose(path: Path) -> bool:
     """True when an unvalidated file may hold a composition reference (every syntax has ``@@@``)."""
+    raw, _ = read_file(path, "")
+    return raw is not None and b"@@@" in raw
+
+
+def _folder_problem(path: Path) -> str | None:
+    """None when ``path`` is a folder, else what is wrong, for "the prompts folder ...": it
+    "does not exist", "is a symlink that loops", "is a symlink to nowhere", "is not a folder" or
+    "cannot be used (<the OS error>)" (a name too long, a parent that cannot be searched)."""
     try:
-        return b"@@@" in path.read_bytes()
-    except OSError:
-        return False
+        if stat.S_ISDIR(os.stat(path).st_mode):
+            return None
+    except OSError as exc:
+        if exc.errno not in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
+            return f"cannot be used ({exc.strerror or exc})"
+    if not os.path.lexists(path):
+        return "does not exist"
+    if path.is_symlink():
+        try:
+            path.resolve(strict=True)
+        except RuntimeError:  # Python up to 3.12
+            return "is a symlink that loops"
+        except OSError as exc:
+            return "is a symlink that loops" if exc.errno == errno.ELOOP else "is a symlink to nowhere"
+    return "is not a folder"
+
+
+def _unreadable_folder(exc: OSError, root: Path) -> Diagnostic:
+    """A folder below the prompts folder that could not be listed, as a diagnostic at 1:1."""
+    folder = _display(Path(exc.filename), root) if exc.filename else "?"
+    return Diagnostic(folder, 1, 1, f"cannot read folder: {exc.strerror or exc}; the prompt files in it "
+                      "were not checked", "make it readable with chmod +rx, or move it out of the prompts folder")
 
 
 def _composition_diagnostics(specs: Sequence[PromptSpec], files: Mapping[str, str], composers: Sequence[Path],
@@ -197,17 +235,22 @@ def _no_prompts_folder(root: Path, prompts: str) -> str:
     promptops.yaml or a prompts folder), point there instead of suggesting a nested init."""
     for parent in root.parents:
         if (parent / CONFIG_FILE).is_file() or (root.is_relative_to(parent / "prompts") and (parent / "prompts").is_dir()):
-            return (f"no prompts folder {prompts}/ in {root}; this is inside the project at {parent}: "
-                    f"run promptops there, or use -C {os.path.relpath(parent, Path.cwd())}")
-    return f"no prompts folder {prompts}/ in {root}; run `promptops init`, or set prompts: in {CONFIG_FILE}"
+            return (f"no prompts folder {quote_path(prompts + '/')} in {quote_path(str(root))}; this is inside "
+                    f"the project at {quote_path(str(parent))}: run promptops there, or use "
+                    f"-C {quote_path(os.path.relpath(parent, Path.cwd()))}")
+    return (f"no prompts folder {quote_path(prompts + '/')} in {quote_path(str(root))}; run `promptops init`, "
+            f"or set prompts: in {CONFIG_FILE}")
 
 
-def discover(prompts_dir: Path) -> list[Path]:
+def discover(prompts_dir: Path, unreadable: list[OSError] | None = None) -> list[Path]:
     """Every ``*.yaml``/``*.yml`` file below ``prompts_dir`` (the suffix in any case: ``.YAML``
     too), sorted; hidden files and folders are skipped and symlinked folders are not followed
-    (they could loop or leave the folder)."""
+    (they could loop or leave the folder). A folder that cannot be listed is appended to
+    ``unreadable`` (the error, naming it) when a list is given: its files are missing from the
+    result, which the caller must not take for "no files there"."""
     found = []
-    for folder, dirs, files in os.walk(prompts_dir):
+    on_error = unreadable.append if unreadable is not None else None
+    for folder, dirs, files in os.walk(prompts_dir, onerror=on_error):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for f in sorted(files):
             if is_prompt_file_name(f) and not f.startswith("."):
@@ -232,8 +275,9 @@ def _selection_problem(path: Path, prompts_dir: Path) -> tuple[str, str] | None:
     if not path.exists() and not path.is_symlink():
         return ("file not found", "check the path; relative paths are relative to the project directory")
     if not _lexical(path).is_relative_to(prompts_dir):
-        return (f"not inside the prompts folder {prompts_dir.name}/",
-                f"move it into {prompts_dir.name}/, or set prompts: in promptops.yaml to the folder it is in")
+        folder = quote_path(prompts_dir.name + "/")
+        return (f"not inside the prompts folder {folder}",
+                f"move it into {folder}, or set prompts: in promptops.yaml to the folder it is in")
     if not is_prompt_file_name(path.name):
         return ("not a prompt file", "prompt files end in .yaml or .yml")
     return None
@@ -254,7 +298,7 @@ def _duplicate_name(name: str, where: list[tuple[str, tuple[int, int]]]) -> list
     derived from the path), so `validate FILES` reports the clash whichever of them changed."""
     out = []
     for i, (file, (line, col)) in enumerate(where):
-        others = [f"{f}:{ln}:{c}" for j, (f, (ln, c)) in enumerate(where) if j != i]
+        others = [f"{quote_path(f)}:{ln}:{c}" for j, (f, (ln, c)) in enumerate(where) if j != i]
         verb = "is also used by" if i == 0 else "is already used by"
         out.append(Diagnostic(file, line, col, f"prompt name {name!r} {verb} {', '.join(others)}",
                               "names must be unique: rename one of the files or set a different name:"))
@@ -266,11 +310,8 @@ def _peek_name(path: Path, config: Config) -> tuple[str, tuple[int, int]] | None
     declares one, else the name derived from its path (at 1:1); None when the file cannot be read
     as YAML (a broken file takes no part in the uniqueness check, as in a full validation)."""
     derived = _lexical(path).relative_to(config.prompts_dir).with_suffix("").as_posix()
-    try:
-        if path.stat().st_size > MAX_BYTES:
-            return None
-        raw = path.read_bytes()
-    except OSError:
+    raw, _ = read_file(path, "")
+    if raw is None:
         return None
     if b"name" not in raw:
         return derived, (1, 1)
@@ -294,13 +335,20 @@ def _load_prompt_file(path: Path, config: Config
     """:func:`load_prompt_file`, plus the position of the prompt's name (1:1 when derived)."""
     rel = _display(path, config.root)
     try:
+        rel.encode("utf-8")
+    except UnicodeEncodeError:
+        # os.fsdecode keeps the bytes that are not UTF-8 as lone surrogates: the path could not
+        # be written to the registry, a plan file or an HTTP request
+        return None, [Diagnostic(rel, 1, 1, "the file name is not valid UTF-8",
+                                 "rename it (names in UTF-8 work on every platform)")], (1, 1)
+    try:
         target = path.resolve(strict=path.is_symlink())
     except (OSError, RuntimeError):  # a symlink loop, or a link to nowhere
         return None, [Diagnostic(rel, 1, 1, "file is a symlink that loops or points nowhere",
                                  "replace the symlink with a regular file")], (1, 1)
     if not target.is_relative_to(config.prompts_dir):
         # A symlink out of the folder would let a prompt file read anything the user can.
-        return None, [Diagnostic(rel, 1, 1, f"file resolves outside the prompts folder ({target})",
+        return None, [Diagnostic(rel, 1, 1, f"file resolves outside the prompts folder ({quote_path(str(target))})",
                                  "replace the symlink with a regular file inside the prompts folder")], (1, 1)
     loaded = load_yaml_file(path, rel)
     if loaded.diagnostics:
@@ -454,8 +502,8 @@ class _FileCheck:
                         at = _first_use(text, var, fmt)
                         line, col = self.loaded.where(tpath) if at is None else self._text_position(tpath, text, at)
                         self.diagnostics.append(Diagnostic(
-                            self.filename, line, col, f"variable {var!r} is used but not declared in variables:",
-                            f"declare it (variables: {{{var}: {{type: string}}}}) or fix the name"
+                            self.filename, line, col, f"variable {clip(var)!r} is used but not declared in variables:",
+                            f"declare it (variables: {{{clip(var)}: {{type: string}}}}) or fix the name"
                             + _close(var, declared)))
             if not messages_ok:
                 continue
@@ -472,14 +520,14 @@ class _FileCheck:
             specs[key] = VersionSpec(key=key, content=content, digest=digest)
         for name, ppath in placeholders.items():
             if name in used:
-                self.add(ppath, f"placeholder {name!r} has the same name as a template variable",
+                self.add(ppath, f"placeholder {clip(name)!r} has the same name as a template variable",
                          "rename one: placeholders and variables share one namespace")
         if declared is not None:
             everything = used | set(placeholders) | (inner & set(declared))
             for var in declared:
                 if var not in everything:
-                    self.add(("variables", var), f"variable {var!r} is declared but no version uses it",
-                             f"remove it from variables: or use it in a template ({_usage(var, fmt)})", key=True)
+                    self.add(("variables", var), f"variable {clip(var)!r} is declared but no version uses it",
+                             f"remove it from variables: or use it in a template ({_usage(clip(var), fmt)})", key=True)
         return specs
 
     def _check_message(self, mpath: tuple, msg: Mapping[str, Any]) -> bool:
@@ -495,7 +543,7 @@ class _FileCheck:
                      "a chat message has role: and content:, or only placeholder: NAME")
             return False
         if msg["role"] not in KNOWN_ROLES:
-            self.add(mpath + ("role",), f"unknown role {msg['role']!r}",
+            self.add(mpath + ("role",), f"unknown role {clip(msg['role'])!r}",
                      (_close(msg["role"], KNOWN_ROLES).strip(" ;") or "") + f" roles: {', '.join(KNOWN_ROLES)}")
             return False
         return True
@@ -609,7 +657,7 @@ class _FileCheck:
     def _targets(self) -> None:
         for i, name in enumerate(self.data.get("targets", [])):
             if name not in self.config.targets:
-                self.add(("targets", i), f"unknown target {name!r}",
+                self.add(("targets", i), f"unknown target {clip(name)!r}",
                          f"targets in promptops.yaml: {', '.join(sorted(self.config.targets))}"
                          + _close(name, self.config.targets))
 

@@ -13,7 +13,7 @@ from typing import Any, Iterator
 
 import jsonschema
 
-from .errors import Diagnostic
+from .errors import SHOWN, Diagnostic, clip
 from .yamlload import Loaded
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
@@ -63,7 +63,7 @@ def _to_diagnostics(error: jsonschema.ValidationError, loaded: Loaded, filename:
             if key in allowed:
                 continue
             line, col = loaded.where(path + (key,), key=True)
-            out.append(Diagnostic(filename, line, col, f"unknown key {key!r}{' in ' + where_name if path else ''}",
+            out.append(Diagnostic(filename, line, col, f"unknown key {clip(key)!r}{' in ' + where_name if path else ''}",
                                   _suggest(key, allowed, "allowed keys")))
         if out:
             return out
@@ -95,9 +95,18 @@ def show(value: Any) -> str:
 
     Characters that do not print (controls, zero-width and other format characters, lone
     surrogates, which an escape in double quotes can produce) stay escaped: they are invisible or
-    cannot be written to a terminal at all."""
-    return "".join(c if c.isprintable() else json.dumps(c)[1:-1]
-                   for c in json.dumps(value, ensure_ascii=False))
+    cannot be written to a terminal at all. A string longer than ``SHOWN`` characters is cut
+    there and says its length (``"xxxx…" (1,048,576 characters)``); a longer list or mapping
+    is cut too."""
+    suffix = ""
+    if isinstance(value, str) and len(value) > SHOWN:
+        value, suffix = value[:SHOWN], f"…\" ({len(value):,} characters)"
+    text = json.dumps(value, ensure_ascii=False)
+    if suffix:
+        text = text[:-1] + suffix
+    elif len(text) > 2 * SHOWN:
+        text = text[: 2 * SHOWN] + "…"
+    return "".join(c if c.isprintable() else json.dumps(c)[1:-1] for c in text)
 
 
 def _message(error: jsonschema.ValidationError) -> tuple[str, str]:

@@ -24,15 +24,18 @@ fine, an empty prompt file is not).
 """
 from __future__ import annotations
 
+import errno
 import math
+import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from .errors import Diagnostic
+from .errors import Diagnostic, clip
 
 MAX_BYTES = 1024 * 1024
 MAX_DEPTH = 64
@@ -104,21 +107,56 @@ def too_big(size: int, filename: str) -> Diagnostic | None:
 
 
 def load_yaml_file(path: Path, filename: str) -> Loaded:
-    """Read ``path`` and :func:`load_yaml` it, naming it ``filename`` in diagnostics.
-
-    A file over ``MAX_BYTES`` is refused from its size alone, and at most ``MAX_BYTES + 1`` bytes
-    are ever read (the file may grow between stat and read), so a huge file costs no memory.
-    An unreadable file is a diagnostic at 1:1, not an exception."""
-    try:
-        size = path.stat().st_size
-        if (big := too_big(size, filename)) is not None:
-            return Loaded(diagnostics=[big])
-        with path.open("rb") as handle:
-            raw = handle.read(MAX_BYTES + 1)
-    except OSError as exc:
-        return Loaded(diagnostics=[Diagnostic(filename, 1, 1, f"cannot read file: {exc.strerror or exc}",
-                                              "check that it exists and is readable")])
+    """Read ``path`` (:func:`read_file`) and :func:`load_yaml` it, naming it ``filename`` in
+    diagnostics. A file that cannot be read is a diagnostic at 1:1, not an exception."""
+    raw, problem = read_file(path, filename)
+    if problem is not None:
+        return Loaded(diagnostics=[problem])
+    assert raw is not None
     return load_yaml(raw, filename)
+
+
+_NOT_REGULAR = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"),
+                (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device"))
+
+
+def read_file(path: Path, filename: str) -> tuple[bytes | None, Diagnostic | None]:
+    """The bytes of the regular file at ``path``, or a diagnostic at 1:1 saying why not.
+
+    Never blocks and never holds more than ``MAX_BYTES + 1`` bytes: the file is opened without
+    waiting (a FIFO would otherwise wait forever for a writer) and checked through the open
+    descriptor (no race with a swap between a check and the open): a folder, FIFO, socket or
+    device is refused, and so is a file over ``MAX_BYTES``, from its size alone and again from
+    what was read (it may grow meanwhile). A symlink loop and any OS error are diagnostics too."""
+    def problem(message: str, hint: str) -> tuple[None, Diagnostic]:
+        return None, Diagnostic(filename, 1, 1, message, hint)
+
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return problem("file is a symlink that loops", "replace the symlink with a regular file")
+        return problem(f"cannot read file: {exc.strerror or exc}", "check that it exists and is readable")
+    try:
+        info = os.fstat(fd)
+        for test, what in _NOT_REGULAR:
+            if test(info.st_mode):
+                return problem(f"not a regular file: it is {what}", "replace it with a regular YAML file")
+        if (big := too_big(info.st_size, filename)) is not None:
+            return None, big
+        chunks, size = [], 0
+        while size <= MAX_BYTES:
+            chunk = os.read(fd, MAX_BYTES + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as exc:
+        return problem(f"cannot read file: {exc.strerror or exc}", "check that it exists and is readable")
+    finally:
+        os.close(fd)
+    return b"".join(chunks), None
 
 
 def decode(raw: bytes) -> tuple[str | None, tuple[int, int, str] | None]:
@@ -374,6 +412,9 @@ def _compose(text: str, loader_class: type = yaml.SafeLoader) -> yaml.Node | Non
         loader.dispose()
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# a backslash escape in a double-quoted scalar; groups: the hex digits of \\uXXXX or \\UXXXXXXXX
+_ESCAPE = re.compile(r"\\(?:u([0-9A-Fa-f]{4})|U([0-9A-Fa-f]{8})|.)", re.DOTALL)
 _STANDARD_TAGS = frozenset(f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null"))
 _COLLECTION_TAGS = frozenset({"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"})
 
@@ -432,20 +473,52 @@ class _Builder:
                 raise _Stop(m.line + 1, m.column + 1, f"unsupported YAML tag {tag}",
                             "remove the tag: prompt files hold plain strings, numbers, booleans, lists and mappings")
             kind = node.tag.rsplit(":", 1)[-1]
-            raise _Stop(m.line + 1, m.column + 1, f"{node.value!r} is read as a YAML {kind}, not a string",
-                        f"quote it to make it a string: \"{node.value}\"")
+            raise _Stop(m.line + 1, m.column + 1, f"{clip(node.value)!r} is read as a YAML {kind}, not a string",
+                        f"quote it to make it a string: \"{clip(node.value)}\"")
         try:
             value = self.scalars.construct_object(node, deep=True)
         except (yaml.constructor.ConstructorError, ValueError, KeyError, TypeError):
             tag = node.tag.replace("tag:yaml.org,2002:", "!!")
-            raise _Stop(m.line + 1, m.column + 1, f"{node.value!r} is not a valid {tag} value",
+            raise _Stop(m.line + 1, m.column + 1, f"{clip(node.value)!r} is not a valid {tag} value",
                         "remove the tag or fix the value") from None
+        if isinstance(value, str) and _SURROGATE.search(value):
+            raise self._surrogate(node)
         if isinstance(value, float) and not math.isfinite(value):
-            raise _Stop(m.line + 1, m.column + 1, f"{node.value!r} is not a finite number", "quote it or use a number")
+            raise _Stop(m.line + 1, m.column + 1, f"{clip(node.value)!r} is not a finite number", "quote it or use a number")
         if node.style in ("|", ">") or node.start_mark.line == node.end_mark.line:
             self.out.block_scalars.setdefault(
                 path, (m.line + 1, m.column + 1, node.style or "", node.end_mark.line + 1))
         return value
+
+    def _surrogate(self, node: yaml.Node) -> _Stop:
+        """The error for a string holding a UTF-16 surrogate, located at the escape that wrote it.
+
+        Only a double-quoted ``\\uD800``-style escape can produce one (decoding UTF-8 never does);
+        PyYAML accepts it, but the result is no character: it cannot be written as UTF-8 (not to
+        a digest, a database, an HTTP body or the terminal). Refusing it here, for every key and
+        value of every file, means nothing after loading ever holds one."""
+        text = self.out.text
+        start, end = node.start_mark.index, node.end_mark.index
+        for found in _ESCAPE.finditer(text, start, end):
+            code = found.group(1) or found.group(2)
+            if code is None or not 0xD800 <= int(code, 16) <= 0xDFFF:
+                continue
+            line = text.count("\n", 0, found.start()) + 1
+            column = found.start() - (text.rfind("\n", 0, found.start()) + 1) + 1
+            escape = found.group(0)
+            pair = _ESCAPE.match(text, found.end(), end)
+            high, low = int(code, 16), int((pair and (pair.group(1) or pair.group(2))) or "0", 16)
+            if 0xD800 <= high <= 0xDBFF and 0xDC00 <= low <= 0xDFFF:
+                char = 0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00)
+                hint = (f"YAML does not join {escape}{pair.group(0) if pair else ''} into one character: "
+                        f"write \\U{char:08X} or the character itself")
+            else:
+                hint = "remove it, or write the character it stands for as \\uXXXX, \\UXXXXXXXX or itself"
+            return _Stop(line, column, f"{escape} is a UTF-16 surrogate, not a character (UTF-8 cannot hold it)",
+                         hint)
+        m = node.start_mark
+        return _Stop(m.line + 1, m.column + 1, "this string holds a UTF-16 surrogate, not a character",
+                     "remove the \\u escape that writes it")
 
     def _mapping(self, node: yaml.MappingNode, path: tuple, depth: int) -> dict[str, Any]:
         """The mapping's own keys first, then ``<<`` merges for keys it does not set, so an
@@ -460,7 +533,7 @@ class _Builder:
             kpos = _mark(key_node.start_mark)
             if key in result:
                 first = self.out.key_positions.get(path + (key,), (0, 0))
-                raise _Stop(kpos[0], kpos[1], f"duplicate key {key!r} (first defined on line {first[0]})",
+                raise _Stop(kpos[0], kpos[1], f"duplicate key {clip(key)!r} (first defined on line {first[0]})",
                             "remove one of them; YAML would silently keep only the last")
             self.out.key_positions.setdefault(path + (key,), kpos)
             result[key] = self.build(value_node, path + (key,), depth + 1)
@@ -478,16 +551,18 @@ class _Builder:
             if self._explicit_tag(key_node):
                 tag = key_node.tag.replace("tag:yaml.org,2002:", "!!")
                 raise _Stop(m.line + 1, m.column + 1, f"unsupported YAML tag {tag} on a mapping key", "remove the tag")
-            raise _Stop(m.line + 1, m.column + 1, f"mapping key {key_node.value!r} is not a string",
-                        f"quote it: \"{key_node.value}\"")
+            raise _Stop(m.line + 1, m.column + 1, f"mapping key {clip(key_node.value)!r} is not a string",
+                        f"quote it: \"{clip(key_node.value)}\"")
         try:
             key = self.scalars.construct_object(key_node)
         except (yaml.constructor.ConstructorError, ValueError, KeyError, TypeError):
-            raise _Stop(m.line + 1, m.column + 1, f"mapping key {key_node.value!r} is not a valid value",
+            raise _Stop(m.line + 1, m.column + 1, f"mapping key {clip(key_node.value)!r} is not a valid value",
                         "remove the tag or quote the key") from None
         if isinstance(key, bool) or key is None or not isinstance(key, (str, int, float)):
-            raise _Stop(m.line + 1, m.column + 1, f"mapping key {key_node.value!r} is not a string",
-                        f"quote it: \"{key_node.value}\"")
+            raise _Stop(m.line + 1, m.column + 1, f"mapping key {clip(key_node.value)!r} is not a string",
+                        f"quote it: \"{clip(key_node.value)}\"")
+        if isinstance(key, str) and _SURROGATE.search(key):
+            raise self._surrogate(key_node)
         # A number key keeps the spelling the user wrote: version keys 1.10 and 1.1 are different
         # names, not both the float 1.1.
         return key if isinstance(key, str) else key_node.value

@@ -1,6 +1,7 @@
 """promptops.config: promptops.yaml, targets, credentials from the environment, URL rules."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -315,3 +316,81 @@ def test_promptlayer_needs_the_model_provider_as_text(provider) -> None:
                                 model={"provider": provider, "name": "gpt-4o"})
     (gap,) = Target("layer", "promptlayer").content_gaps(content)
     assert gap[0] == ("model", "provider") and "needs model provider: as text" in gap[1]
+
+
+# --------------------------------------------------------------------------- hostile promptops.yaml
+
+
+def cli_run(root: Path, capsys: pytest.CaptureFixture[str], command: str) -> tuple[int, str, str]:
+    from promptops.cli import main
+    capsys.readouterr()
+    code = main(["-C", str(root), command])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err and "internal error" not in out + err
+    return code, out, err
+
+
+def with_prompt(root: Path) -> None:
+    (root / "prompts").mkdir()
+    (root / "prompts" / "a.yaml").write_text("template: Hi\n", encoding="utf-8")
+
+
+@pytest.mark.parametrize("kind, make, message", [
+    ("folder", lambda p: p.mkdir(), "promptops.yaml:1:1: error: not a regular file: it is a folder"),
+    ("self-symlink", lambda p: p.symlink_to(p.name), "promptops.yaml:1:1: error: file is a symlink that loops"),
+    ("dangling symlink", lambda p: p.symlink_to("gone.yaml"),
+     "promptops.yaml:1:1: error: cannot read file: No such file or directory"),
+])
+def test_a_promptops_yaml_that_is_not_a_file_is_an_error_not_the_defaults(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str, make, message: str) -> None:
+    with_prompt(tmp_path)
+    make(tmp_path / CONFIG_FILE)
+    for command in ("validate", "plan"):
+        code, out, err = cli_run(tmp_path, capsys, command)
+        assert code == 1, (kind, out, err)
+        assert err.startswith(message), err
+        assert "Success" not in out
+
+
+def test_a_promptops_yaml_that_is_a_fifo_is_an_error_not_a_hang(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    with_prompt(tmp_path)
+    os.mkfifo(tmp_path / CONFIG_FILE)
+    for command in ("validate", "plan"):
+        # a child process killed after 30 s: a hang fails the test instead of the suite
+        result = subprocess.run([sys.executable, "-m", "promptops", "-C", str(tmp_path), command],
+                                capture_output=True, text=True, timeout=30)
+        assert result.returncode == 1, result.stderr
+        assert result.stderr.startswith("promptops.yaml:1:1: error: not a regular file: it is a FIFO"), result.stderr
+
+
+@pytest.mark.parametrize("text, where", [
+    ('targets:\n  local: {provider: local, path: "db\\ud800"}\n', "promptops.yaml:2:37"),
+    ('prompts: "\\udfff"\n', "promptops.yaml:1:11"),
+    ('targets:\n  "\\ud800": {provider: local}\n', "promptops.yaml:2:4"),
+])
+def test_a_surrogate_in_promptops_yaml_is_located(tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str,
+                                                  where: str) -> None:
+    with_prompt(tmp_path)
+    (tmp_path / CONFIG_FILE).write_text(text, encoding="utf-8")
+    for command in ("validate", "plan"):
+        code, out, err = cli_run(tmp_path, capsys, command)
+        assert code == 1, (out, err)
+        assert err.startswith(f"{where}: error: \\u"), err
+        assert "is a UTF-16 surrogate" in err
+
+
+def test_a_prompts_folder_that_is_a_symlink_loop_is_located_at_prompts(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / CONFIG_FILE).write_text("prompts: p\n", encoding="utf-8")
+    (tmp_path / "p").symlink_to("p")
+    code, out, err = cli_run(tmp_path, capsys, "validate")
+    assert code == 1
+    assert err.startswith("promptops.yaml:1:10: error: prompts folder 'p' is a symlink that loops"), err
+
+
+def test_a_long_unknown_default_target_is_echoed_shortened(tmp_path: Path) -> None:
+    _, diags = config_from(tmp_path, f"default_target: {'t' * 500_000}\n")
+    assert messages(diags) == [f"promptops.yaml:1:17: error: default_target '{'t' * 60}…' is not a configured "
+                               "target (targets: local)"]

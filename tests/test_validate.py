@@ -8,9 +8,15 @@ lines must match too, so a spurious extra diagnostic fails the case.
 from __future__ import annotations
 
 import os
+import shutil
+import stat
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -419,6 +425,32 @@ CASES: list[Case] = [
          {"prompts/a.yaml": y("versions:", "  v1: {template: Hi}", "labels:", "  latest: v1")},
          [("prompts/a.yaml:4:3", "label 'latest' is reserved on target 'lf' (langfuse)")],
          config=LANGFUSE),
+    # ------------------------------------------------------------------ hostile files and text
+    # A lone surrogate (PyYAML reads "\ud800" into a str UTF-8 cannot encode) is refused where
+    # the escape is, whatever holds it: nothing downstream (digest, registry, output) sees one.
+    Case("surrogate-in-template", {"prompts/a.yaml": y('template: "Hi \\ud800"')},
+         [("prompts/a.yaml:1:15", ("\\ud800 is a UTF-16 surrogate, not a character", "remove it"))]),
+    Case("surrogate-in-chat-content", {"prompts/a.yaml": y("messages:", "  - role: user", '    content: "\\ud800"')},
+         [("prompts/a.yaml:3:15", "\\ud800 is a UTF-16 surrogate")]),
+    Case("surrogate-in-model-value", {"prompts/a.yaml": y("template: Hi", 'model: {name: "\\udfff"}')},
+         [("prompts/a.yaml:2:16", "\\udfff is a UTF-16 surrogate")]),
+    Case("surrogate-in-description", {"prompts/a.yaml": y("template: Hi", 'description: "caf\\u00e9 \\ud83d"')},
+         [("prompts/a.yaml:2:25", "\\ud83d is a UTF-16 surrogate")]),
+    Case("surrogate-pair-in-tag", {"prompts/a.yaml": y("template: Hi", 'tags: [ok, "\\ud83d\\ude00"]')},
+         [("prompts/a.yaml:2:13", ("\\ud83d is a UTF-16 surrogate", "write \\U0001F600"))]),
+    Case("surrogate-in-key", {"prompts/a.yaml": y("template: Hi", "variables:", '  "x\\udc00": {}')},
+         [("prompts/a.yaml:3:5", "\\udc00 is a UTF-16 surrogate")]),
+    Case("prompts-folder-is-a-symlink-loop", {}, [("prompts:1:1", "the prompts folder is a symlink that loops")],
+         setup=lambda root: ((root / "prompts").rmdir(), os.symlink("prompts", root / "prompts"))),
+    # File names are printed escaped, as git quotes them: a name cannot split or forge an output
+    # line or drive the terminal.
+    Case("file-name-with-a-newline", {"prompts/a\nb.yaml": y("template: Hi", "lables: [x]")},
+         [('"prompts/a\\nb.yaml":2:1', "unknown key 'lables'")]),
+    Case("file-name-with-an-ansi-escape", {"prompts/a\x1b[31mb.yaml": y("template: Hi", "lables: [x]")},
+         [('"prompts/a\\033[31mb.yaml":2:1', "unknown key 'lables'")], absent=["\x1b"]),
+    Case("file-name-not-utf8", {}, [('"prompts/caf\\351.yaml":1:1', "the file name is not valid UTF-8")],
+         setup=lambda root: (root / "prompts" / os.fsdecode(b"caf\xe9.yaml")).write_text(y("name: cafe",
+                                                                                           "template: Hi"))),
 ]
 
 
@@ -786,3 +818,118 @@ def test_promptlayer_snippets_are_checked_like_langfuse_tags(
         ("prompts/ask.yaml:2:12", "names 'chatty', a chat prompt (prompts/chatty.yaml); PromptLayer composes only text"),
         ("prompts/ask.yaml:2:25", "pins version 'two', which is not a positive whole number"),
     ])
+
+
+# --------------------------------------------------------------------------- hostile files
+
+
+def run_cli_subprocess(root: Path, *args: str, prefix: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+    """The real CLI in a child process, killed after 30 s: a hang fails the test instead of the suite."""
+    return subprocess.run([*prefix, sys.executable, "-m", "promptops", "-C", str(root), *args],
+                          capture_output=True, text=True, timeout=30)
+
+
+@pytest.mark.parametrize("command", [("validate",), ("plan",), ("validate", "prompts/ok.yaml")])
+def test_a_fifo_among_the_prompt_files_is_an_error_not_a_hang(tmp_path: Path, command: tuple[str, ...]) -> None:
+    write_project(tmp_path, {"prompts/ok.yaml": OK_PROMPT})
+    os.mkfifo(tmp_path / "prompts" / "pipe.yaml")  # opening it for reading waits for a writer
+    started = time.monotonic()
+    result = run_cli_subprocess(tmp_path, *command)
+    assert time.monotonic() - started < 10
+    assert_no_crash(result.stdout, result.stderr)
+    if len(command) == 2:  # validate FILE reads the others for their names only: a broken one takes no part
+        assert result.returncode == 0, result.stderr
+        return
+    assert result.returncode == 1, result.stderr
+    assert_diagnostics(result.stderr, [("prompts/pipe.yaml:1:1", "not a regular file: it is a FIFO (named pipe)")])
+
+
+@pytest.mark.parametrize("field, line", [("description", 'description: "\\ud800"'), ("tags", 'tags: ["\\ud800"]')])
+def test_a_surrogate_in_description_or_tags_fails_validate_and_plan_alike(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], field: str, line: str) -> None:
+    # description and tags are not part of a version's content: they used to pass validate and
+    # then break plan (exit 3) when written out
+    write_project(tmp_path, {"prompts/a.yaml": y("template: Hi", line)})
+    for command in ("validate", "plan"):
+        capsys.readouterr()
+        code = main(["-C", str(tmp_path), command])
+        out, err = capsys.readouterr()
+        assert_no_crash(out, err)
+        assert code == 1, err
+        assert_diagnostics(err, [(f"prompts/a.yaml:2:{line.index(chr(92)) + 1}", "\\ud800 is a UTF-16 surrogate")])
+
+
+def test_a_megabyte_invalid_label_is_echoed_shortened(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    label = "X" * (MAX_BYTES - 100)
+    write_project(tmp_path, {"prompts/a.yaml": y("template: Hi", f"labels: [{label}]")})
+    started = time.monotonic()
+    code, out, err = run_validate(tmp_path, capsys)
+    assert time.monotonic() - started < 10
+    assert code == 1
+    assert_diagnostics(err, [("prompts/a.yaml:2:10", ('labels[0]: "' + "X" * 60 + '…" (1,048,476 characters) has the '
+                                                      "wrong form", "labels are 1-36 lowercase"))])
+    assert len(err) < 500
+
+
+@pytest.mark.parametrize("where, text, location", [
+    ("role", y("messages:", "  - role: {big}", "    content: Hi"), "prompts/a.yaml:2:11"),
+    ("target", y("template: Hi", "targets: [{big}]"), "prompts/a.yaml:2:11"),
+    ("declared variable", y("template: Hi", "variables:", "  ? {big}", "  : {{}}"), "prompts/a.yaml:3:5"),
+    ("used variable", y("template: 'Hi {{{{{big}}}}}'", "variables: {{}}"), "prompts/a.yaml:1:15"),
+    ("tagged value", y("template: Hi", "description: !!int {big}"), "prompts/a.yaml:2:14"),
+])
+def test_every_echoed_value_is_shortened(tmp_path: Path, capsys: pytest.CaptureFixture[str], where: str, text: str,
+                                         location: str) -> None:
+    write_project(tmp_path, {"prompts/a.yaml": text.format(big="q" * 500_000)})
+    code, out, err = run_validate(tmp_path, capsys)
+    assert code == 1
+    assert_diagnostics(err, [(location, "q" * 60 + "…")])
+    assert len(err) < 600, where
+
+
+def unreadable_sub_folder(root: Path) -> None:
+    write_project(root, {"prompts/ok.yaml": OK_PROMPT, "prompts/sub/a.yaml": OK_PROMPT})
+
+
+def test_a_folder_that_cannot_be_listed_is_an_error_not_skipped(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    unreadable_sub_folder(tmp_path)
+    real_scandir = os.scandir
+
+    def scandir(path: Any = ".") -> Any:
+        if os.fspath(path).endswith("sub"):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)  # what os.walk lists folders with
+    for args in (["validate"], ["plan"], ["validate", "prompts/ok.yaml"]):
+        capsys.readouterr()
+        code = main(["-C", str(tmp_path), *args])
+        out, err = capsys.readouterr()
+        assert_no_crash(out, err)
+        assert code == 1, (args, out, err)
+        assert_diagnostics(err, [("prompts/sub:1:1", ("cannot read folder: Permission denied",
+                                                      "the prompt files in it were not checked", "chmod +rx"))])
+
+
+def test_a_folder_without_read_permission_is_an_error(tmp_path: Path) -> None:
+    """chmod 000 for real. root reads any folder (CAP_DAC_OVERRIDE), so as root the CLI runs with
+    those capabilities dropped (setpriv), which is where a real root-owned CI job would differ."""
+    unreadable_sub_folder(tmp_path)
+    prefix: tuple[str, ...] = ()
+    if os.geteuid() == 0:
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            pytest.skip("running as root without setpriv: chmod 000 does not deny root; the monkeypatched test covers it")
+        prefix = (setpriv, "--inh-caps=-dac_override,-dac_read_search",
+                  "--bounding-set=-dac_override,-dac_read_search", "--")
+    sub = tmp_path / "prompts" / "sub"
+    sub.chmod(0)
+    try:
+        result = run_cli_subprocess(tmp_path, "validate", prefix=prefix)
+    finally:
+        sub.chmod(stat.S_IRWXU)
+    assert_no_crash(result.stdout, result.stderr)
+    assert result.returncode == 1, result.stderr
+    assert "Success" not in result.stdout
+    assert_diagnostics(result.stderr, [("prompts/sub:1:1", "cannot read folder: Permission denied")])

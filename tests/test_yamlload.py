@@ -1,6 +1,8 @@
 """promptops.yamlload: located YAML loading and its guards."""
 from __future__ import annotations
 
+import concurrent.futures
+import os
 from pathlib import Path
 
 import pytest
@@ -306,3 +308,50 @@ def test_too_many_plain_values_are_not_blamed_on_aliases() -> None:
     text = "a: [" + ", ".join(["1"] * (MAX_NODES + 10)) + "]\n"
     message = only_problem(load(text))[2]
     assert f"the file holds more than {MAX_NODES:,} values" in message
+
+
+# --------------------------------------------------------------------------- surrogates, non-files
+
+
+@pytest.mark.parametrize("text, where, hint", [
+    ('a: "\\ud800"', (1, 5), "remove it"),
+    ('a:\n  - ok\n  - "x \\U0000DBFF y"', (3, 8), "remove it"),
+    ('a: "\\ud83d\\ude00"', (1, 5), "write \\U0001F600 or the character itself"),
+    ('"k\\udc00": 1', (1, 3), "remove it"),
+    ('a: "one \\\n  \\ud800"', (2, 3), "remove it"),  # a folded double-quoted line
+])
+def test_a_surrogate_escape_is_refused_at_the_escape(text: str, where: tuple[int, int], hint: str) -> None:
+    loaded = load(text)
+    line, column, message = only_problem(loaded)
+    assert (line, column) == where
+    assert "is a UTF-16 surrogate, not a character" in message
+    assert hint in loaded.diagnostics[0].hint
+
+
+@pytest.mark.parametrize("text, value", [('a: "\\\\ud800"', "\\ud800"), ("a: '\\ud800'", "\\ud800"),
+                                         ('a: "\\u00e9 \\U0001F600"', "é 😀")])
+def test_text_that_only_looks_like_a_surrogate_loads(text: str, value: str) -> None:
+    assert load(text).data == {"a": value}
+
+
+def test_reading_a_fifo_does_not_wait_for_a_writer(tmp_path: Path) -> None:
+    fifo = tmp_path / "f.yaml"
+    os.mkfifo(fifo)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        # a regression blocks in open(); the test then fails after 10 s (and the writer below
+        # releases the thread so the suite can go on)
+        future = pool.submit(load_yaml_file, fifo, "f.yaml")
+        try:
+            loaded = future.result(timeout=10)
+        except concurrent.futures.TimeoutError:
+            with open(fifo, "wb"):
+                pass
+            raise
+    assert only_problem(loaded) == (1, 1, "not a regular file: it is a FIFO (named pipe)")
+
+
+def test_reading_a_folder_or_a_symlink_loop_is_a_diagnostic(tmp_path: Path) -> None:
+    (tmp_path / "d.yaml").mkdir()
+    (tmp_path / "loop.yaml").symlink_to("loop.yaml")
+    assert only_problem(load_yaml_file(tmp_path / "d.yaml", "f.yaml")) == (1, 1, "not a regular file: it is a folder")
+    assert only_problem(load_yaml_file(tmp_path / "loop.yaml", "f.yaml")) == (1, 1, "file is a symlink that loops")
