@@ -7,10 +7,16 @@
   another prompt of the plan starts after that prompt is done (the platform refuses a version
   naming a label or version that does not exist yet).
 * On the first failure no new action starts; calls already in flight finish; the error lists what
-  was applied and what was not. Re-running plan/apply converges, because versions are matched by
-  digest.
-* After an ambiguous create failure (the request may have landed), the prompt is read again and
-  the digest looked for before creating a second time.
+  was applied, what may have been (an ambiguous failure: the request may have landed) and what was
+  not. Re-running plan/apply converges, because versions are matched by digest.
+* Right before each create, the prompt alone is read again and the digest looked for: a version
+  another apply made since the plan (two CI jobs racing) is used instead of a duplicate, the oldest
+  of several, as the planner picks. After an ambiguous create failure (a 5xx, a lost or unreadable
+  answer) the same look-up runs before the create is sent again, within the retry budget every
+  other call has; once any attempt was ambiguous, the create's failure is "may have been applied".
+  Between that read and the create there is still a window that only a platform's own unique or
+  conditional create can close (PromptRails' version string with a server refusing duplicates);
+  the CI concurrency group is what serialises applies to one target.
 """
 from __future__ import annotations
 
@@ -113,6 +119,7 @@ def apply_plan(plan: Plan, provider: Provider, *, concurrency: int = 1, progress
     lock = threading.Lock()
     stop = threading.Event()
     done: list[str] = []
+    maybe: list[str] = []  # failed ambiguously: the request may have landed
     failures: list[Exception] = []
 
     def finished(action: Action, created: str | None = None) -> None:
@@ -136,20 +143,17 @@ def apply_plan(plan: Plan, provider: Provider, *, concurrency: int = 1, progress
             except Exception as exc:  # noqa: BLE001 - every failure stops the run and is reported
                 with lock:
                     failures.append(exc)
+                    if isinstance(exc, ProviderError) and exc.ambiguous:
+                        # it may have landed, and what it carried with it
+                        maybe.extend(describe_action(a) for a in (action, *carried.riders(action, actions)))
                 stop.set()
                 progress(f"{describe_action(action)}: failed")
                 return
             finished(action, created)
-            for follower in carried.batches.get(id(action), ()):
-                finished(follower)
-            if isinstance(action, CreateVersion):
-                # the label moves (and metadata) the create carried are done now: a later failure
-                # must not list them as not applied
-                for move in actions:
-                    if id(move) in carried.moves and (
-                            move.to.version == action.version if isinstance(move, MoveLabel)
-                            else carried.metadata_by == action.version):
-                        finished(move)
+            # the label moves (and metadata) a create carried, the moves batched with a move, are
+            # done now: a later failure must not list them as not applied
+            for rider in carried.riders(action, actions):
+                finished(rider)
 
     # A version composing another prompt of the plan is refused until that prompt's versions and
     # labels exist, so a prompt starts once the prompts it composes are done. Prompts are submitted
@@ -180,9 +184,10 @@ def apply_plan(plan: Plan, provider: Provider, *, concurrency: int = 1, progress
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
     if failures or interrupted:
-        finished = set(done)
-        not_done = [describe_action(a) for a in plan.actions if describe_action(a) not in finished]
-        raise ApplyFailed(interrupted or failures[0], done, not_done, interrupted=interrupted is not None)
+        settled_or_maybe = set(done) | set(maybe)
+        not_done = [describe_action(a) for a in plan.actions if describe_action(a) not in settled_or_maybe]
+        raise ApplyFailed(interrupted or failures[0], done, not_done, interrupted=interrupted is not None,
+                          maybe=[text for text in dict.fromkeys(maybe) if text not in done])
     return result
 
 
@@ -198,6 +203,14 @@ class _Carried:
     # labels_at_once: the first move of a label to a version carries the other moves to it (one call)
     batches: dict[int, list[MoveLabel]] = field(default_factory=dict)
     batched: set[int] = field(default_factory=set)
+
+    def riders(self, action: Action, actions: list[Action]) -> list[Action]:
+        """The actions that need no call of their own because ``action``'s call does them: the
+        label moves (and metadata) a create carries, the moves batched with a label move."""
+        if isinstance(action, CreateVersion):
+            return [a for a in actions if id(a) in self.moves and (
+                a.to.version == action.version if isinstance(a, MoveLabel) else self.metadata_by == action.version)]
+        return list(self.batches.get(id(action), ()))
 
 
 def _carried_labels(actions: list[Action], provider: Provider) -> _Carried:
@@ -258,20 +271,65 @@ def _run(action: Action, provider: Provider, created: Mapping[tuple[str, str], s
     return None
 
 
+DEFAULT_CREATE_RETRIES = 4  # for providers without a retry budget of their own (HttpSettings.max_retries)
+
+
 def _create(provider: Provider, new: NewVersion) -> str:
-    try:
-        return provider.create_version(new)
-    except ProviderError as exc:
-        if not exc.ambiguous:
-            raise
-        # The request may have landed: look for the digest before creating a duplicate.
-        existing = provider.read([new.prompt]).prompts.get(new.prompt)
-        for version in reversed(existing.versions if existing else ()):
-            if version.digest == new.digest:
-                if new.labels and provider.capabilities.labels_at_once:  # it may have landed without them
-                    provider.move_labels(new.prompt, new.labels, version.id)
-                else:
-                    for label in new.labels:
-                        provider.move_label(new.prompt, label, version.id)
-                return version.id
-        return provider.create_version(new)
+    """Create ``new`` unless the prompt, read again right now, already has its digest (the oldest
+    such version is used, its labels moved there). An ambiguous failure (the create may have
+    landed) is followed by the same look-up and, when it finds nothing, by the create again, up to
+    the provider's retry budget; once any attempt was ambiguous, every failure after it is
+    ambiguous too (:func:`_after_ambiguous`), so it is reported as "may have been applied"."""
+    earlier: ProviderError | None = None  # the last ambiguous failure
+    retries = 0
+    while True:
+        try:
+            found = _holding(provider, new)  # after the last ambiguous attempt too: it may have landed
+        except ProviderError as exc:
+            if earlier is None:
+                raise
+            raise _after_ambiguous(exc, new) from None
+        if found is not None:
+            return found
+        if earlier is not None:
+            if not _may_retry(provider, retries, earlier):
+                raise earlier
+            retries += 1
+        try:
+            return provider.create_version(new)
+        except ProviderError as exc:
+            if not exc.ambiguous:
+                if earlier is None:
+                    raise
+                raise _after_ambiguous(exc, new) from None
+            earlier = exc
+
+
+def _holding(provider: Provider, new: NewVersion) -> str | None:
+    """The id of the oldest version of ``new.prompt`` with its digest, read now (that prompt only),
+    with ``new``'s labels moved onto it (a create that landed without its answer may not have set
+    them; one made by another apply set them there); None when no version has the digest."""
+    existing = provider.read([new.prompt]).prompts.get(new.prompt)
+    version = next((v for v in (existing.versions if existing else ()) if v.digest == new.digest), None)
+    if version is None:
+        return None
+    if new.labels and provider.capabilities.labels_at_once:
+        provider.move_labels(new.prompt, new.labels, version.id)
+    else:
+        for label in new.labels:
+            provider.move_label(new.prompt, label, version.id)
+    return version.id
+
+
+def _may_retry(provider: Provider, attempt: int, error: ProviderError) -> bool:
+    """Whether an ambiguous create may be sent again (the provider's budget and backoff when it has
+    them: ``RemoteProvider.retry_create``)."""
+    retry: Callable[[int, ProviderError], bool] | None = getattr(provider, "retry_create", None)
+    return retry(attempt, error) if retry is not None else attempt < DEFAULT_CREATE_RETRIES
+
+
+def _after_ambiguous(exc: ProviderError, new: NewVersion) -> ProviderError:
+    """``exc`` (a failure after an earlier attempt of the create failed ambiguously) as an
+    ambiguous error: that earlier attempt may have landed, whatever this one says."""
+    return ProviderError(f"{exc} (an earlier attempt to create the version of {new.prompt!r} may have taken effect; "
+                         "run plan again to see)", ambiguous=True, status=exc.status)

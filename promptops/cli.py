@@ -121,9 +121,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _report_apply_failure(exc: ApplyFailed, shown: int = 10) -> None:
-    """What was and was not applied: counts, and the first ``shown`` actions of each list."""
+    """What was applied, what may have been (an ambiguous failure: never counted as not applied)
+    and what was not: counts, and the first ``shown`` actions of each list."""
     _err(f"Error: apply {'interrupted' if exc.interrupted else 'stopped'}: {exc}")
-    for title, actions in (("Applied before the stop", exc.done), ("Not applied", exc.not_done)):
+    for title, actions in (("Applied before the stop", exc.done), ("May have been applied", exc.maybe),
+                           ("Not applied", exc.not_done)):
         if not actions:
             continue
         _err(f"\n{title}: {plural(len(actions), 'action')}")
@@ -131,17 +133,21 @@ def _report_apply_failure(exc: ApplyFailed, shown: int = 10) -> None:
             _err(f"  - {line}")
         if len(actions) > shown:
             _err(f"  ... and {len(actions) - shown} more")
-    if not exc.done:
+    if not exc.done and not exc.maybe:
         _err("\nNothing was applied.")
-    _err("\n" + _next_step(exc.cause))
+    _err("\n" + _next_step(exc.cause, maybe=bool(exc.maybe)))
 
 
-def _next_step(cause: BaseException) -> str:
+def _next_step(cause: BaseException, *, maybe: bool = False) -> str:
     """What to do after a failed apply: run it again when the failure may pass (a timeout, a 5xx,
     a lost connection, a rate limit, Ctrl-C); say what must change first when the platform refused
-    the request itself, since a re-run would be refused the same way."""
+    the request itself, since a re-run would be refused the same way. ``maybe``: some actions may
+    have been applied, which `promptops plan` shows and the next apply finds by content."""
     again = ("versions are matched by content, so what was applied is not created twice and the next apply "
              "continues from there")
+    if maybe:
+        again = ("versions are matched by content, so a version that may have been created is found, not created "
+                 "twice (`promptops plan` shows whether it was), and the next apply continues from there")
     if not (isinstance(cause, ProviderError) and cause.deterministic):
         return f"Run `promptops apply` again to finish: {again}."
     if cause.status == 401:

@@ -128,11 +128,15 @@ class ProviderError(PromptOpsError):
 
 
 class ApplyFailed(PromptOpsError):
-    """Apply stopped part-way; ``done`` and ``not_done`` describe the actions on each side."""
+    """Apply stopped part-way. ``done``, ``maybe`` and ``not_done`` describe the actions: applied,
+    possibly applied (an ambiguous failure: the request may have landed, and the next apply finds
+    a created version by its digest), and certainly not applied. Every action is in one list."""
 
-    def __init__(self, cause: BaseException, done: list[str], not_done: list[str], *, interrupted: bool = False):
+    def __init__(self, cause: BaseException, done: list[str], not_done: list[str], *, interrupted: bool = False,
+                 maybe: list[str] | None = None):
         super().__init__("interrupted (Ctrl-C)" if interrupted else str(cause))
         self.cause = cause
         self.done = done
         self.not_done = not_done
+        self.maybe = list(maybe or ())
         self.interrupted = interrupted

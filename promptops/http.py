@@ -11,8 +11,11 @@ Retry rules (what may be sent again without changing the outcome):
   whose threads keep losing the race for a slow endpoint's next token).
 * 5xx, 408 and broken connections are retried only for idempotent requests (GET, PUT, DELETE, and
   calls the adapter marks ``idempotent=True``, such as "move label to version 3"). For a create,
-  they raise ``ProviderError(ambiguous=True)``: the request may have landed, and the apply engine
-  looks for the version by digest before creating it again.
+  they raise ``ProviderError(ambiguous=True)`` (a 5xx and a lost answer alike say "the request may
+  have taken effect"): the request may have landed, so the apply engine looks for the version by
+  digest and only then sends it again, with the backoff and budget of :meth:`HttpClient.retry`.
+* A 2xx answer to a write that cannot be read (truncated, not JSON, not the expected shape) is
+  ambiguous too: the write happened, what it made is unknown (:meth:`HttpClient.accepted`).
 * A connection that could not be opened is retried for every method (nothing was sent).
 
 Errors never contain a credential, whole or in part: every message passes through
@@ -45,6 +48,8 @@ from .errors import ProviderError
 log = logging.getLogger("promptops.http")
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 RETRY_STATUSES = frozenset({408, 500, 502, 503, 504})
+# the hint every ambiguous failure of a write carries, a server error's and a lost answer's alike
+MAYBE = " (the request may have taken effect; run plan again to see)"
 USER_AGENT = f"promptops/{__version__}"
 MASK = "***"
 FRAGMENT = 8  # this many characters of a secret (or more) are masked wherever they appear
@@ -58,9 +63,11 @@ class RemoteError(ProviderError):
 
     status: int
 
-    def __init__(self, message: str, *, status: int, detail: str = "", ambiguous: bool = False):
+    def __init__(self, message: str, *, status: int, detail: str = "", ambiguous: bool = False,
+                 retry_after: float | None = None):
         super().__init__(message, ambiguous=ambiguous, status=status)
         self.detail = detail
+        self.retry_after = retry_after  # the answer's Retry-After, for a retry decided by the caller
 
 
 class NotFound(RemoteError):
@@ -217,8 +224,8 @@ class HttpClient:
                     self._wait(attempt, None, f"{what} failed ({_reason(exc)})")
                     attempt += 1
                     continue
-                raise ProviderError(self.redact(f"{self._who()}: {what} failed: {_reason(exc)}"),
-                                    ambiguous=not safe) from None
+                raise ProviderError(self.redact(f"{self._who()}: {what} failed: {_reason(exc)}"
+                                                + ("" if safe else MAYBE)), ambiguous=not safe) from None
             status = response.status_code
             if status < 300:
                 return _decode(response)
@@ -231,7 +238,37 @@ class HttpClient:
                 self._wait(attempt, _retry_after(response), f"{what} failed with {status}")
                 attempt += 1
                 continue
-            raise self._error(response, what, ambiguous=status >= 500 and not safe, waited=limited_for)
+            error = self._error(response, what, ambiguous=status >= 500 and not safe, waited=limited_for)
+            error.retry_after = _retry_after(response)
+            raise error
+
+    def retry(self, attempt: int, error: ProviderError) -> bool:
+        """For a caller that retries a non-idempotent request itself once it has made sure the
+        last attempt did not land (apply's create: :func:`promptops.apply._create`): True, after
+        the backoff (or the answer's ``Retry-After``), while attempt ``attempt`` (0 for the first
+        retry) is within ``max_retries``, the budget every other request has; False once spent."""
+        if attempt >= self.settings.max_retries:
+            return False
+        self._wait(attempt, getattr(error, "retry_after", None), f"{error}: sending it again")
+        return True
+
+    @contextlib.contextmanager
+    def accepted(self, what: str) -> Iterator[None]:
+        """Read the 2xx answer of a write inside this block: a failure to read it (a truncated or
+        malformed body, a missing field: any ProviderError, or the errors :meth:`parsing` turns
+        into one) is ``ProviderError(ambiguous=True)``, since the platform accepted the write and
+        only what it made is unknown; never "not applied"."""
+        try:
+            yield
+        except ProviderError as exc:
+            if exc.ambiguous:
+                raise
+            raise ProviderError(f"{exc}; {self.settings.platform} accepted {what} (a 2xx answer), so it took "
+                                "effect: run plan again to see", ambiguous=True) from None
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+            raise ProviderError(self.redact(f"{self._who()}: {self.settings.platform} accepted {what} (a 2xx answer) "
+                                            f"but its answer could not be read ({type(exc).__name__}: {exc}), so it "
+                                            "took effect: run plan again to see"), ambiguous=True) from None
 
     def get(self, path: str, *, params: Mapping[str, Any] | None = None, what: str = "", pace: str | None = None
             ) -> Any:
@@ -297,7 +334,7 @@ class HttpClient:
         else:
             message = f"{who}: {what} failed with {status} {response.reason_phrase}{_colon(detail)}"
             if ambiguous:
-                message += " (the request may have taken effect; run plan again to see)"
+                message += MAYBE
         cls = NotFound if status == 404 else RemoteError
         return cls(self.redact(message), status=status, detail=detail, ambiguous=ambiguous)
 

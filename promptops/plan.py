@@ -4,8 +4,10 @@ Matching rules (design.md 1.3 and 3):
 
 * Remote versions are matched to local versions by digest, never by number. A local version whose
   digest no remote version has is a ``create_version``.
-* When several remote versions share a digest (made outside promptops), a label that already
-  points at one of them stays; otherwise the newest is used.
+* When several remote versions share a digest (made outside promptops, or by two applies racing
+  on one target), the oldest is used, for labels and traffic alike, wherever they point now: every
+  run picks the same one, so racing runs converge on one version. The plan warns about such
+  duplicates of a file's version, naming them and how to delete the others where the platform can.
 * A label the files declare and the target manages is moved when it points elsewhere; a managed
   remote label the files no longer declare is removed, or reported as a warning where the provider
   cannot remove labels. Labels the target does not manage are left alone, both ways.
@@ -20,6 +22,7 @@ order), move/remove labels (by label), set traffic (by label), update metadata.
 from __future__ import annotations
 
 from typing import Collection, Iterable, Sequence
+from urllib.parse import quote
 
 from .composition import references_of, with_affects
 from .config import Target
@@ -114,11 +117,11 @@ def plan_prompt(spec: PromptSpec, remote: RemotePrompt | None, target: Target) -
         return VersionRef(remote_id, key_of_digest.get(rv.digest) if rv else None)
 
     def chosen(key: str, *current: str | None) -> str | None:
-        """The remote id serving local version ``key``: the first of ``current`` that has the
-        content (so nothing moves needlessly), else the newest remote version with it; None when it
-        must be created."""
+        """The remote id serving local version ``key``: the oldest remote version with its content,
+        whichever of them (``current``) serves it now, so that every run, racing ones included,
+        picks the same; None when it must be created."""
         ids = by_digest.get(spec.versions[key].digest, [])
-        return next((c for c in current if c in ids), ids[-1] if ids else None)
+        return ids[0] if ids else None
 
     actions: list[Action] = []
     for key, version in spec.versions.items():
@@ -141,7 +144,8 @@ def plan_prompt(spec: PromptSpec, remote: RemotePrompt | None, target: Target) -
         if want is None or want != current:
             actions.append(MoveLabel(prompt=spec.name, label=label, from_=ref(current),
                                      to=VersionRef(want, labels[label])))
-    warnings: list[str] = []
+    warnings: list[str] = [_duplicates(spec.name, key, by_digest[v.digest], target)
+                           for key, v in spec.versions.items() if len(by_digest.get(v.digest, ())) > 1]
     for label in sorted(set(labels) & split_only):
         current = remote.labels.get(label)
         if current is not None and chosen(labels[label], current) != current:
@@ -173,6 +177,21 @@ def plan_prompt(spec: PromptSpec, remote: RemotePrompt | None, target: Target) -
     elif meta:
         actions.append(meta)
     return actions, warnings
+
+
+def _duplicates(name: str, key: str, ids: Sequence[str], target: Target) -> str:
+    """The warning naming remote versions of identical content (file version ``key``): which one
+    every plan uses, and how to delete the others where the platform's API can."""
+    shown = [f"v{i}" if i.isdigit() else i for i in ids]
+    text = (f"{name}: {len(ids)} remote versions have identical content: {', '.join(shown)} (version {key!r} of the "
+            f"file); every plan uses the oldest, {shown[0]}")
+    how = target.capabilities.delete_version
+    if how is None:
+        return text + f", and provider {target.provider} cannot delete versions, so the others stay, unused"
+    extra = ids[1:]
+    hint = how.format(name=quote(name, safe=""), number=extra[0] if len(extra) == 1 else "N")
+    each = f" for each N of {', '.join(extra)}" if len(extra) > 1 else ""
+    return text + f"; delete {', '.join(shown[1:])} {hint}{each}"
 
 
 def _metadata_change(meta: UpdateMetadata) -> str:

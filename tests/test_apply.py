@@ -197,3 +197,85 @@ def test_a_prompt_composing_one_that_failed_is_not_attempted(tmp_path):
     assert info.value.done == []
     assert "a-reply: create version default" in info.value.not_done
     assert platform.creates == []
+
+
+class Unlucky:
+    """The real LocalProvider behind a platform whose creates fail ambiguously: each create in
+    ``outcomes`` ("landed": written, its answer lost; "lost": not written, a 5xx; "refused": a 400,
+    not written), and reads fail once ``read_fails`` creates have been attempted."""
+
+    def __init__(self, inner: LocalProvider, outcomes: list[str], read_fails: int | None = None):
+        self.inner, self.outcomes, self.read_fails, self.attempts = inner, list(outcomes), read_fails, 0
+        self.kind, self.capabilities = inner.kind, inner.capabilities
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def read(self, names=None):
+        if self.read_fails is not None and self.attempts >= self.read_fails:
+            raise ProviderError("target 'x': read 'p' failed with 503 Service Unavailable", status=503)
+        return self.inner.read(names)
+
+    def create_version(self, new):
+        self.attempts += 1
+        outcome = self.outcomes.pop(0) if self.outcomes else "ok"
+        if outcome == "landed":
+            self.inner.create_version(new)
+        if outcome in ("landed", "lost"):
+            raise ProviderError("target 'x': create failed (the request may have taken effect)", ambiguous=True)
+        if outcome == "refused":
+            raise ProviderError("target 'x': create failed with 400", status=400)
+        return self.inner.create_version(new)
+
+
+def one_prompt(tmp_path: Path) -> Path:
+    root = tmp_path / "project"
+    (root / "prompts").mkdir(parents=True)
+    (root / "prompts/p.yaml").write_text("versions:\n  a: {template: A}\n  b: {template: B}\n"
+                                         "labels: {production: a, staging: b}\n")
+    return root
+
+
+def test_a_create_whose_look_up_fails_after_an_ambiguous_failure_is_reported_as_may_have_been_applied(tmp_path):
+    registry = LocalProvider(tmp_path / "r.db")
+    root = one_prompt(tmp_path)
+    with pytest.raises(ApplyFailed) as info:
+        apply_plan(plan_for(root, registry), Unlucky(registry, ["landed"], read_fails=1))
+    failed = info.value
+    assert failed.cause.ambiguous
+    assert failed.done == []
+    assert failed.maybe == ["p: create version a"]
+    assert failed.not_done == ["p: create version b", "p: move label production to a", "p: move label staging to b"]
+    apply_plan(plan_for(root, registry), registry)  # the next apply finds it by digest
+    assert count_versions(registry) == 2
+
+
+def test_every_failure_after_an_ambiguous_attempt_of_a_create_counts_as_may_have_been_applied(tmp_path):
+    registry = LocalProvider(tmp_path / "r.db")
+    root = one_prompt(tmp_path)
+    with pytest.raises(ApplyFailed) as info:
+        apply_plan(plan_for(root, registry), Unlucky(registry, ["lost", "refused"]))
+    assert info.value.cause.ambiguous and "an earlier attempt to create the version of 'p' may have taken effect" \
+        in str(info.value)
+    assert info.value.maybe == ["p: create version a"] and info.value.cause.status == 400
+
+
+def test_an_ambiguous_create_is_looked_up_then_retried_up_to_the_budget(tmp_path):
+    registry = LocalProvider(tmp_path / "r.db")
+    root = one_prompt(tmp_path)
+    platform = Unlucky(registry, ["lost", "lost", "lost", "lost", "landed"])
+    apply_plan(plan_for(root, registry), platform)  # the fifth attempt landed: found, not sent a sixth time
+    assert platform.attempts == 6 and count_versions(registry) == 2  # 5 for a, 1 for b
+    registry2 = LocalProvider(tmp_path / "r2.db")
+    with pytest.raises(ApplyFailed) as info:
+        apply_plan(plan_for(root, registry2), Unlucky(registry2, ["lost"] * 5))
+    assert info.value.maybe == ["p: create version a"] and count_versions(registry2) == 0
+
+
+def test_an_apply_planned_before_another_one_landed_creates_nothing_twice(examples, tmp_path):
+    registry = LocalProvider(tmp_path / "r.db")
+    first, second = plan_for(examples, registry), plan_for(examples, registry)
+    apply_plan(first, registry)
+    apply_plan(second, registry)  # each prompt is read again right before its creates
+    assert count_versions(registry) == 11
+    assert not plan_for(examples, registry).has_changes

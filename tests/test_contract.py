@@ -36,6 +36,8 @@ import itertools
 import json
 import shutil
 import sqlite3
+import subprocess
+import sys
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -1052,3 +1054,179 @@ def test_import_picks_up_a_traffic_split_set_outside_promptops(cli, platform):
     assert data["traffic"] == {"production": {"a": 70, "b": 30}}
     assert data["labels"]["production"] == "a"
     assert_clean(cli, p)
+
+
+# --------------------------------------------------------------------------- faults and concurrent applies
+
+# the request that creates a version, as the emulators' fault matching sees it ("METHOD path")
+CREATE_ROUTE = {"langfuse": r"^POST /api/public/v2/prompts$", "promptlab": r"^POST /v1/prompts/[^/]+/versions$",
+                "promptlayer": r"^POST /rest/prompt-templates$",
+                "promptrails": r"^POST /api/v1/prompts/[^/]+/versions$"}
+NOW = {"Retry-After": "0"}
+
+
+def creates(p: Platform) -> int:
+    """How many create requests the platform received."""
+    return p.emu.calls("POST", CREATE_ROUTE[p.kind].split(" ", 1)[1])  # server errors that ask for no wait, so the retries cost no test time
+
+
+def greet_applied_once(p: Platform) -> None:
+    """Versions a and b exactly once each, the labels on them, and a clean plan."""
+    assert p.templates(NAME) == [A, B]
+    assert p.labels(NAME) == {"production": p.rid(1), **({"staging": p.rid(2)} if p.many_labels else {})}
+
+
+@on(*REMOTE)
+@pytest.mark.parametrize("garbled", ["truncated", "malformed"])
+def test_a_create_whose_2xx_answer_cannot_be_read_is_found_by_its_digest_not_reported_as_not_applied(
+        cli, platform, garbled):
+    p = platform
+    write(p.root, FILE, greet(p))
+    commit(p.root, "Add greet")
+    p.emu.faults.garble_next(1, malformed=garbled == "malformed", match=CREATE_ROUTE[p.kind])
+    r = cli("-C", p.root, "apply", "-t", p.target, "--auto-approve", "--no-color")
+    assert r.code == 0, r.out + r.err
+    assert "Not applied" not in r.err and "Nothing was applied" not in r.err
+    assert creates(p) == 2  # the garbled one was not sent again
+    greet_applied_once(p)
+    assert_clean(cli, p)
+
+
+@on(*REMOTE)
+@pytest.mark.parametrize("faults", ["5xx, then the retry lands and its answer is lost", "two 5xx in a row",
+                                    "a reset before it landed, then a 5xx"])
+def test_a_create_is_retried_after_each_ambiguous_failure_once_a_read_shows_it_did_not_land(cli, platform, faults):
+    p = platform
+    write(p.root, FILE, greet(p))
+    commit(p.root, "Add greet")
+    route = CREATE_ROUTE[p.kind]
+    if faults.startswith("5xx"):
+        p.emu.faults.fail_next(1, 500, headers=NOW, match=route)
+        p.emu.faults.drop_next(1, after=True, match=route)
+    elif faults.startswith("two"):
+        p.emu.faults.fail_next(2, 503, headers=NOW, match=route)
+    else:
+        p.emu.faults.drop_next(1, match=route)
+        p.emu.faults.fail_next(1, 502, headers=NOW, match=route)
+    r = cli("-C", p.root, "apply", "-t", p.target, "--auto-approve", "--no-color")
+    assert r.code == 0, r.out + r.err
+    greet_applied_once(p)
+    assert_clean(cli, p)
+
+
+def report(err: str) -> dict[str, list[str]]:
+    """A failed apply's lists ("Applied before the stop", "May have been applied", "Not applied"),
+    each as its action lines."""
+    lists: dict[str, list[str]] = {}
+    for block in err.split("\n\n"):
+        head, _, rest = block.partition(": ")
+        if head in ("Applied before the stop", "May have been applied", "Not applied"):
+            lists[head] = [line.strip()[2:] for line in rest.splitlines()[1:]]
+    return lists
+
+
+@on(*REMOTE)
+def test_a_create_failing_ambiguously_past_the_retry_budget_is_reported_as_may_have_been_applied(cli, platform):
+    p = platform
+    write(p.root, FILE, greet(p))
+    commit(p.root, "Add greet")
+    p.emu.faults.fail_next(5, 503, headers=NOW, match=CREATE_ROUTE[p.kind])  # the first attempt and 4 retries
+    r = cli("-C", p.root, "apply", "-t", p.target, "--auto-approve", "--no-color")
+    assert r.code == 1, r.out + r.err
+    err = " ".join(r.err.split())
+    assert "may have taken effect" in err and "Nothing was applied" not in err
+    lists = report(r.err)
+    carried = ["support/greet: move label production to a"] if p.kind != "promptlab" else []  # sent with the create
+    assert lists["May have been applied"] == ["support/greet: create version a", *carried]
+    assert "support/greet: create version a" not in lists["Not applied"]
+    assert "Applied before the stop" not in lists
+    assert "`promptops plan` shows whether it was" in err
+    assert creates(p) == 5 and p.templates(NAME) == []  # nothing landed: each attempt was looked up first
+    apply(cli, p)
+    greet_applied_once(p)
+    assert_clean(cli, p)
+
+
+def engine(p: Platform):
+    """A plan of the project's files for the platform's target and the provider it was made with,
+    as one `promptops apply` makes them (the files as committed, the target's remote state now)."""
+    from promptops.config import load_config
+    from promptops.plan import build_plan
+    from promptops.prompts import load_project
+    from promptops.providers import open_provider
+
+    config, _ = load_config(p.root)
+    target = config.target(p.target)
+    provider = open_provider(target, p.root)
+    project = load_project(p.root)
+    return build_plan(project.specs, provider.read(), target), provider
+
+
+@on(*REMOTE)
+def test_an_apply_planned_before_another_one_landed_uses_its_versions_instead_of_duplicating_them(cli, platform):
+    from promptops.apply import apply_plan
+
+    p = platform
+    write(p.root, FILE, greet(p))
+    commit(p.root, "Add greet")
+    first, second = engine(p), engine(p)  # two CI jobs: both planned against the empty target
+    try:
+        apply_plan(*first)
+        apply_plan(*second)  # reads the prompt again right before each create, finds both versions
+    finally:
+        first[1].close()
+        second[1].close()
+    greet_applied_once(p)
+    assert creates(p) == 2
+    assert_clean(cli, p)
+
+
+def racing_applies(p: Platform, n: int = 2) -> list[subprocess.CompletedProcess]:
+    """``n`` `promptops apply --auto-approve` processes started at once against the platform (two
+    CI jobs, a laptop and CI), each creating the same version; their creates are held 0.3 s at the
+    server, so both may have read the prompt before either create landed."""
+    p.emu.faults.delay(0.3, n, match=CREATE_ROUTE[p.kind])
+    procs = [subprocess.Popen([sys.executable, "-m", "promptops", "-C", str(p.root), "apply", "-t", p.target,
+                               "--auto-approve", "--no-color"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(n)]
+    done = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        done.append(subprocess.CompletedProcess(proc.args, proc.returncode, out, err))
+    return done
+
+
+def serving(p: Platform) -> str:
+    """The server id of the version ``production`` serves (PromptRails: its current version;
+    elsewhere the label's version id)."""
+    return p.emu.current(NAME)["id"] if p.kind == "promptrails" else p.labels(NAME)["production"]
+
+
+def nth_id(p: Platform, n: int) -> str:
+    """The server id of the n-th version (1-based, oldest first)."""
+    return p.emu.versions(NAME)[n - 1]["id"] if p.kind == "promptrails" else p.rid(n)
+
+
+@on(*REMOTE)
+def test_racing_applies_converge_on_the_oldest_copy_and_the_plan_names_the_duplicates(cli, platform):
+    p = platform
+    applied(cli, p)
+    write(p.root, FILE, greet(p, b=A2, production="b"))  # an edit: a new version, production moves to it
+    commit(p.root, "Edit greet")
+    for run in racing_applies(p):
+        assert run.returncode == 0, run.stdout + run.stderr
+    templates = p.templates(NAME)
+    assert templates[:2] == [A, B] and set(templates[2:]) == {A2}
+    # where the platform has no unique or conditional create, the race may have made two copies
+    assert len(templates) in (3, 4)
+    r = plan(cli, p)
+    assert r.code == 0, r.err
+    if len(templates) == 4:
+        out = " ".join(r.out.split())
+        assert "support/greet: 2 remote versions have identical content: " in out, r.out
+        if p.kind != "promptrails":  # shown by server id there (two versions of one string)
+            assert (f"{p.shown(3)}, {p.shown(4)} (version 'b' of the file); every plan uses the oldest, "
+                    f"{p.shown(3)}") in out, r.out
+        apply(cli, p)  # every label onto the oldest copy, if the race left one on the other
+    assert_clean(cli, p)
+    assert serving(p) == nth_id(p, 3)

@@ -96,13 +96,37 @@ def test_revert_moves_label_back_to_existing_version_without_creating():
     assert plan.actions == (MoveLabel("p", "production", VersionRef("2", None), VersionRef("1", "a")),)
 
 
-def test_duplicate_remote_digests_keep_current_label_else_newest():
-    r = RemotePrompt("p", (rv("1", "A", outside=True), rv("2", "A"), rv("3", "B")),
-                     labels={"production": "1", "staging": "3"})
-    s = spec(versions={"a": "A"}, labels={"production": "a", "staging": "a"})
+def test_duplicate_remote_digests_put_every_label_on_the_oldest_and_the_plan_names_them():
+    r = RemotePrompt("p", (rv("1", "A", outside=True), rv("2", "A"), rv("3", "B"), rv("4", "A")),
+                     labels={"production": "4", "staging": "3", "dev": "1"})
+    s = spec(versions={"a": "A"}, labels={"production": "a", "staging": "a", "dev": "a"})
     plan = build_plan([s], remote(r), LOCAL)
-    # production already serves the content (v1): untouched; staging goes to the newest copy, v2
-    assert plan.actions == (MoveLabel("p", "staging", VersionRef("3", None), VersionRef("2", "a")),)
+    # every run picks the oldest copy (v1), wherever a label points now: racing applies converge
+    assert plan.actions == (MoveLabel("p", "production", VersionRef("4", "a"), VersionRef("1", "a")),
+                            MoveLabel("p", "staging", VersionRef("3", None), VersionRef("1", "a")))
+    assert plan.warnings == ("p: 3 remote versions have identical content: v1, v2, v4 (version 'a' of the file); "
+                             "every plan uses the oldest, v1, and provider local cannot delete versions, so the "
+                             "others stay, unused",)
+
+
+def test_the_duplicates_note_says_how_to_delete_the_others_where_the_platform_can():
+    r = RemotePrompt("support/greet", (rv("1", "A"), rv("2", "A")), labels={"production": "1"})
+    s = spec("support/greet", versions={"a": "A"}, labels={"production": "a"})
+    plan = build_plan([s], remote(r), LANGFUSE)
+    assert plan.actions == ()  # nothing to do: still visible
+    assert plan.warnings == ("support/greet: 2 remote versions have identical content: v1, v2 (version 'a' of the "
+                             "file); every plan uses the oldest, v1; delete v2 in Langfuse's UI, or with DELETE "
+                             "/api/public/v2/prompts/support%2Fgreet?version=2",)
+    three = RemotePrompt("support/greet", (rv("1", "A"), rv("2", "A"), rv("3", "A")), labels={"production": "1"})
+    assert build_plan([s], remote(three), LANGFUSE).warnings[0].endswith(
+        "delete v2, v3 in Langfuse's UI, or with DELETE /api/public/v2/prompts/support%2Fgreet?version=N for each N "
+        "of 2, 3")
+    lab = RemotePrompt("support/greet", (rv("v1", "A"), rv("v2", "A")), labels={"production": "v2"})
+    plan = build_plan([s], remote(lab), PROMPTLAB)
+    assert plan.actions == (MoveLabel("support/greet", "production", VersionRef("v2", "a"), VersionRef("v1", "a")),)
+    assert plan.warnings == ("support/greet: 2 remote versions have identical content: v1, v2 (version 'a' of the "
+                             "file); every plan uses the oldest, v1, and provider promptlab cannot delete versions, "
+                             "so the others stay, unused",)
 
 
 def test_undeclared_label_is_removed_where_supported_and_warned_otherwise():

@@ -297,6 +297,19 @@ def test_a_label_created_since_the_read_is_moved_not_duplicated(key):
     assert emu.labels("p") == {"staging": 1}
 
 
+@pytest.mark.parametrize("malformed", [False, True], ids=["truncated", "malformed"])
+def test_a_label_created_with_an_unreadable_answer_is_found_not_reported_as_failed(key, malformed):
+    emu = PromptLayerEmulator(KEY)
+    with provider(emu) as pl:
+        pl.create_version(new("p", TEXT))
+        pl.read()  # no labels yet
+        emu.faults.garble_next(1, malformed=malformed, match=r"^POST /prompts/\d+/label$")
+        pl.move_label("p", "staging", "1")  # created (a 2xx answer), then looked up: not an error
+        pl.move_label("p", "staging", "1")  # known now: nothing to send
+    assert emu.labels("p") == {"staging": 1}
+    assert emu.calls("POST", r"^/prompts/\d+/label$") == 1 and emu.calls("PATCH") == 0
+
+
 def test_a_prompt_named_with_digits_is_addressed_by_its_id(key):
     emu = PromptLayerEmulator(KEY)
     with provider(emu) as pl:

@@ -52,6 +52,8 @@ class Capabilities:
     ``message_format``: the platform keeps the template format on each text message and reads a
     message without one as this format (PromptLayer: f-string), so a chat prompt of placeholders
     only can be stored in this format alone.
+    ``delete_version``: how one version is deleted (Langfuse: ``DELETE ...?version=N``), for the
+    plan's note on remote versions of identical content; None where the API cannot.
     ``composition``: the syntax of references to other prompts that the platform inlines when it
     serves a version (``"langfuse"``: ``@@@langfusePrompt:name=X|label=Y@@@``; ``"promptlayer"``:
     snippets, ``@@@name@label:Y@@@``); None where text is served as written. See
@@ -86,6 +88,7 @@ class Capabilities:
     composition: str | None = None
     reserved_names: frozenset[str] = frozenset()
     fixed_type: bool = False
+    delete_version: str | None = None
 
 
 # What each provider kind can represent. Used by `validate` (offline) as well as by the planner,
@@ -102,6 +105,8 @@ CAPABILITIES: dict[str, Capabilities] = {
         reserved_names=frozenset({"new", "metrics", "prompt-detail"}),
         fixed_type=True,  # createPrompt.ts: "Previous versions have different prompt type."
         composition="langfuse",
+        # packages/shared/src/server/.../deletePrompt: ?version= deletes that version alone
+        delete_version="in Langfuse's UI, or with DELETE /api/public/v2/prompts/{name}?version={number}",
     ),
     # PromptLayer: release labels ride on the publish; tags are written only with a new version,
     # so promptops does not manage them (as on Langfuse); no template deletion in the public API.

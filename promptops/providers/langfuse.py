@@ -174,7 +174,8 @@ class LangfuseProvider(RemoteProvider):
             body["tags"] = list(new.tags)
         row = self.http.request("POST", API, json_body=body, what=f"create a version of {new.prompt!r}")
         self._created(new.prompt)
-        return str(self.http.expect(row, "version", int))
+        with self.http.accepted(f"the new version of {new.prompt!r}"):
+            return str(self.http.expect(row, "version", int))
 
     def move_label(self, prompt: str, label: str, version_id: str) -> None:
         self.move_labels(prompt, (label,), version_id)

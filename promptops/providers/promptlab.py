@@ -158,7 +158,8 @@ class PromptLabProvider(RemoteProvider):
         row = self.http.request("POST", f"{API}/{segment(pid)}/versions", pace="versions",
                                 json_body={"content": text, "message": message(new.provenance, MESSAGE_LIMIT)},
                                 what=f"create a version of {new.prompt!r}")
-        return str(self.http.expect(row, "version", str))
+        with self.http.accepted(f"the new version of {new.prompt!r}"):
+            return str(self.http.expect(row, "version", str))
 
     def _prompt_id(self, name: str) -> str:
         """The prompt's id, creating the prompt when the platform has none of that name."""
@@ -169,7 +170,8 @@ class PromptLabProvider(RemoteProvider):
         try:
             body = self.http.request("POST", API, json_body={"name": name, "description": ""},
                                      what=f"create prompt {name!r}")
-            pid = str(self.http.expect(body, "id", str))
+            with self.http.accepted(f"prompt {name!r}"):
+                pid = str(self.http.expect(body, "id", str))
         except ProviderError as exc:
             # An error answer (400 "already exists": made since the listing) or one lost on the
             # way back: either way the prompt may be there now; look before giving up.

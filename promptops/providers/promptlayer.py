@@ -314,7 +314,9 @@ class PromptLayerProvider(RemoteProvider):
                 made = self.http.request("POST", f"/prompts/{self._template_id(prompt)}/label",
                                          json_body={"prompt_version_number": number, "name": label},
                                          what=f"create label {label!r} of {prompt!r} on version {number}")
-                self._remember(prompt, label, int(self.http.expect(made, "id", int)), number)
+                with self.http.accepted(f"label {label!r} of {prompt!r}"):
+                    label_id = int(self.http.expect(made, "id", int))
+                self._remember(prompt, label, label_id, number)
                 return
             except ProviderError as exc:
                 # 400 "already exists" (made since the read), or an answer lost on the way: the

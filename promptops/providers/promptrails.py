@@ -248,6 +248,8 @@ class PromptRailsProvider(RemoteProvider):
         try:
             row = self.http.request("POST", f"{API}/{segment(pid)}/versions", json_body=body,
                                     what=f"create a version of {new.prompt!r}")
+            with self.http.accepted(f"the new version of {new.prompt!r}"):
+                server = str(self.http.expect(self.http.expect(row, "data", dict), "id", str))
         except ProviderError as exc:
             self._forget(new.prompt)  # it may have landed (or, 409, been made since the read): read again
             if not isinstance(exc, RemoteError) or exc.status != 409:
@@ -258,8 +260,6 @@ class PromptRailsProvider(RemoteProvider):
             if existing is None:
                 raise
             return existing
-        row = self.http.expect(row, "data", dict)
-        server = str(self.http.expect(row, "id", str))
         with self._lock:
             self._versions[(new.prompt, string)] = server
             known = self._taken.get(new.prompt)
@@ -268,10 +268,11 @@ class PromptRailsProvider(RemoteProvider):
         return string
 
     def _holding(self, new: NewVersion, pid: str, string: str) -> str | None:
-        """The id (as shown) of the newest version of ``new.prompt`` with version string
+        """The id (as shown) of the oldest version of ``new.prompt`` with version string
         ``string`` and ``new``'s digest, made current when ``new`` carries the pointer; None when
         no version has the string; ProviderError when only versions with other content have it.
-        The prompt's versions are read first unless this session knows them."""
+        The prompt's versions are read first unless this session knows them. Of several with
+        the digest the oldest is used, as the planner does: racing applies pick the same one."""
         with self._lock:
             known = self._taken.get(new.prompt)
         if known is None:
@@ -284,8 +285,8 @@ class PromptRailsProvider(RemoteProvider):
         same = [shown for digest, shown in holders if digest == new.digest]
         if same:
             if self.pointer in new.labels:
-                self.move_label(new.prompt, self.pointer, same[-1])
-            return same[-1]
+                self.move_label(new.prompt, self.pointer, same[0])
+            return same[0]
         if holders:
             raise ProviderError(f"target {self.target.name!r}: {new.prompt!r} already has a version {string!r} with "
                                 "other content (made outside promptops); rename that version in PromptRails")
@@ -317,7 +318,8 @@ class PromptRailsProvider(RemoteProvider):
         try:
             body = self.http.request("POST", API, json_body={"name": name, "description": ""},
                                      what=f"create prompt {name!r}")
-            pid = str(self.http.expect(self.http.expect(body, "data", dict), "id", str))
+            with self.http.accepted(f"prompt {name!r}"):
+                pid = str(self.http.expect(self.http.expect(body, "data", dict), "id", str))
         except ProviderError as exc:
             # an error answer (made since the listing) or one lost on the way back: either way
             # the prompt may be there now; look before giving up

@@ -73,6 +73,12 @@ class RemoteProvider:
             raise ProviderError(f"target {self.target.name!r}: version {version} of {name!r} cannot be read as a "
                                 f"prompt ({exc})") from None
 
+    def retry_create(self, attempt: int, error: ProviderError) -> bool:
+        """Whether apply may send a create again after its attempt ``attempt`` (0: the first
+        retry) failed ambiguously and a read showed it did not land: within the budget of every
+        other request, after the same backoff (:meth:`HttpClient.retry`)."""
+        return self.http.retry(attempt, error)
+
     def move_labels(self, prompt: str, labels: Sequence[str], version_id: str) -> None:
         """One ``move_label`` call per label: not all-or-none, which is why apply sends moves
         together only to a platform whose own override is one call (``labels_at_once``)."""

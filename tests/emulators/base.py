@@ -62,8 +62,11 @@ class Response:
     status: int
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
+    raw: bytes | None = None  # sent as is instead of the JSON of ``body`` (a garbled answer)
 
     def encode(self) -> bytes:
+        if self.raw is not None:
+            return self.raw
         if self.body is None or self.status == 204:
             return b""
         return json.dumps(self.body).encode()
@@ -84,7 +87,7 @@ class Dropped(Exception):
 
 @dataclass
 class _Fault:
-    kind: str  # "status", "drop", "drop_after", "delay", "rate_limit"
+    kind: str  # "status", "drop", "drop_after", "delay", "rate_limit", "garble"
     remaining: int
     status: int = 500
     body: Any = None
@@ -118,6 +121,13 @@ class Faults:
         """Close the connection on the next ``n`` requests without answering; with ``after``, the
         request is handled first (it took effect, the client cannot know)."""
         self._add(_Fault("drop_after" if after else "drop", n, match=match))
+
+    def garble_next(self, n: int = 1, *, malformed: bool = False, match: str | None = None) -> None:
+        """Handle the next ``n`` requests, then send a 2xx answer's body cut in half (with a
+        matching Content-Length: the client reads a truncated JSON document), or with
+        ``malformed`` the whole body and a stray ``}`` (not JSON): the change happened, the client
+        cannot tell what it made. Error answers are sent as they are."""
+        self._add(_Fault("garble", n, body="malformed" if malformed else "truncated", match=match))
 
     def clear(self) -> None:
         with self._lock:
@@ -206,6 +216,9 @@ class Emulator:
             response = exc.response
         if fault is not None and fault.kind == "drop_after":
             raise Dropped()
+        if fault is not None and fault.kind == "garble" and response.status < 300:
+            whole = response.encode()
+            response.raw = whole + b"}" if fault.body == "malformed" else whole[: len(whole) // 2]
         return response
 
     def too_many(self, retry_after: float) -> Response:
