@@ -169,6 +169,21 @@ def test_a_dropped_create_that_landed_is_found_by_digest_not_created_twice(cli, 
         assert cli("-C", root, "plan", "-t", "lf", "--detailed-exitcode").code == 0
 
 
+def test_reading_one_prompt_looks_it_up_by_name_not_through_every_page_of_the_list(creds):
+    emu = LangfuseEmulator(*creds)
+    with provider(emu) as lf:
+        for i in range(250):  # three pages of 100
+            lf.create_version(new(f"other-{i}", TEXT))
+        lf.create_version(new("a", TEXT))
+        before = emu.calls("GET", "^/api/public/v2/prompts$")
+        one = lf.read(["a"])  # what apply does right before each create
+        assert emu.calls("GET", "^/api/public/v2/prompts$") - before == 1
+        assert [v.id for v in one.prompts["a"].versions] == ["1"]
+        assert lf.read(["missing"]).prompts == {}
+        assert len(lf.read().prompts) == 251  # a full read still lists every page
+    assert emu.calls("GET", "^/api/public/v2/prompts$") - before == 2 + 3
+
+
 def test_wrong_credentials_name_the_variables_and_never_print_the_secret(cli, creds, tmp_path, monkeypatch):
     emu = LangfuseEmulator(*creds)
     with emu.serve() as server:

@@ -400,3 +400,18 @@ def test_wrong_key_names_the_variable_and_never_prints_it(cli, key, tmp_path, mo
         assert (r.code, r.out) == (1, "")
         assert r.err == "Error: target 'lab': authentication failed (401): Invalid API key; check the key in PL_API_KEY\n"
         assert "wrong_and_secret" not in r.err
+
+
+def test_reading_one_prompt_looks_it_up_by_name_not_through_every_page_of_the_list(key):
+    emu = PromptLabEmulator(KEY, plan=None)
+    with provider(emu) as lab:
+        for i in range(250):  # three pages of 100
+            lab.create_version(new(f"other-{i}", text(f"other {i}")))
+        lab.create_version(new("a", text("A")))
+        before = emu.calls("GET", "^/v1/prompts$")
+        one = lab.read(["a"])  # what apply does right before each create
+        assert emu.calls("GET", "^/v1/prompts$") - before == 1
+        assert [v.id for v in one.prompts["a"].versions] == ["v1"]
+        assert lab.read(["missing"]).prompts == {}
+        assert len(lab.read().prompts) == 251  # a full read still lists every page
+    assert emu.calls("GET", "^/v1/prompts$") - before == 2 + 3

@@ -77,6 +77,13 @@ class LangfuseProvider(RemoteProvider):
                 return found
             page += 1
 
+    def _list_one(self, name: str) -> dict[str, list[int]]:
+        """``{name: version numbers}`` from the list endpoint filtered by ``name`` (one request)."""
+        body = self.http.get(API, params={"name": name, "page": 1, "limit": PAGE_LIMIT}, what=f"look up {name!r}")
+        items = self.http.expect(body, "data", list)
+        with self.http.parsing(f"look up {name!r}", body):
+            return {name: sorted(int(v) for v in item.get("versions", [])) for item in items if item["name"] == name}
+
     def read(self, names: Collection[str] | None = None) -> RemoteState:
         listing, wanted = self._wanted(names)
         jobs = [(name, v) for name in wanted for v in listing[name]]

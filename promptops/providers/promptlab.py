@@ -90,6 +90,15 @@ class PromptLabProvider(RemoteProvider):
                 return found
             page += 1
 
+    def _list_one(self, name: str) -> dict[str, str]:
+        """``{name: prompt id}`` from the list filtered by ``name`` (one request), remembered."""
+        pid = self._find(name)
+        if pid is None:
+            return {}
+        with self._lock:
+            self._ids[name] = pid
+        return {name: pid}
+
     def read(self, names: Collection[str] | None = None) -> RemoteState:
         listing, wanted = self._wanted(names)
         prompts = self._parallel(lambda name: self._read_prompt(name, listing[name]), wanted)

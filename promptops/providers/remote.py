@@ -55,7 +55,15 @@ class RemoteProvider:
 
     def _wanted(self, names: Collection[str] | None) -> tuple[dict[str, Any], list[str]]:
         """A fresh listing, and the listed names a ``read(names)`` asks for, sorted (names the
-        platform does not hold are simply absent)."""
+        platform does not hold are simply absent). One name is looked up alone where the platform
+        can (:meth:`_list_one`): apply reads a prompt again right before each create, and a full
+        listing each time would cost a page per 100 prompts of the most rate-limited read."""
+        if names is not None and len(names) == 1:
+            found = self._list_one(next(iter(names)))
+            if found is not None:
+                for name in found:
+                    self._created(name)
+                return found, sorted(found)
         listing = self._listing()
         return listing, sorted(listing if names is None else set(names) & set(listing))
 
@@ -84,6 +92,12 @@ class RemoteProvider:
         together only to a platform whose own override is one call (``labels_at_once``)."""
         for label in labels:
             self.move_label(prompt, label, version_id)  # type: ignore[attr-defined]
+
+    def _list_one(self, name: str) -> dict[str, Any] | None:
+        """What ``_list_all()`` says of ``name`` alone ({} when the platform has no such prompt),
+        from a request filtered by name; None where the platform cannot filter (a full listing
+        is used then)."""
+        return None
 
     def _list_all(self) -> dict[str, Any]:
         """name -> what the platform's list says of the prompt, over every page."""
