@@ -5,9 +5,10 @@ Matching rules (design.md 1.3 and 3):
 * Remote versions are matched to local versions by digest, never by number. A local version whose
   digest no remote version has is a ``create_version``.
 * When several remote versions share a digest (made outside promptops, or by two applies racing
-  on one target), the oldest is used, for labels and traffic alike, wherever they point now: every
-  run picks the same one, so racing runs converge on one version. The plan warns about such
-  duplicates of a file's version, naming them and how to delete the others where the platform can.
+  on one target), a label (or split) already on one of them stays, so nothing moves needlessly and
+  an import plans clean; otherwise the oldest is used, as apply does when it finds the content
+  right before a create: every run picks the same one. The plan warns about such duplicates of a
+  file's version, naming them and how to delete the others where the platform can.
 * A label the files declare and the target manages is moved when it points elsewhere; a managed
   remote label the files no longer declare is removed, or reported as a warning where the provider
   cannot remove labels. Labels the target does not manage are left alone, both ways.
@@ -117,11 +118,11 @@ def plan_prompt(spec: PromptSpec, remote: RemotePrompt | None, target: Target) -
         return VersionRef(remote_id, key_of_digest.get(rv.digest) if rv else None)
 
     def chosen(key: str, *current: str | None) -> str | None:
-        """The remote id serving local version ``key``: the oldest remote version with its content,
-        whichever of them (``current``) serves it now, so that every run, racing ones included,
-        picks the same; None when it must be created."""
+        """The remote id serving local version ``key``: the first of ``current`` that has the
+        content (so nothing moves needlessly), else the oldest remote version with it, so that
+        every run picks the same; None when it must be created."""
         ids = by_digest.get(spec.versions[key].digest, [])
-        return ids[0] if ids else None
+        return next((c for c in current if c in ids), ids[0] if ids else None)
 
     actions: list[Action] = []
     for key, version in spec.versions.items():

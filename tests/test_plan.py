@@ -96,14 +96,14 @@ def test_revert_moves_label_back_to_existing_version_without_creating():
     assert plan.actions == (MoveLabel("p", "production", VersionRef("2", None), VersionRef("1", "a")),)
 
 
-def test_duplicate_remote_digests_put_every_label_on_the_oldest_and_the_plan_names_them():
+def test_duplicate_remote_digests_keep_a_label_on_a_copy_else_take_the_oldest_and_the_plan_names_them():
     r = RemotePrompt("p", (rv("1", "A", outside=True), rv("2", "A"), rv("3", "B"), rv("4", "A")),
-                     labels={"production": "4", "staging": "3", "dev": "1"})
+                     labels={"production": "4", "staging": "3", "dev": "2"})
     s = spec(versions={"a": "A"}, labels={"production": "a", "staging": "a", "dev": "a"})
     plan = build_plan([s], remote(r), LOCAL)
-    # every run picks the oldest copy (v1), wherever a label points now: racing applies converge
-    assert plan.actions == (MoveLabel("p", "production", VersionRef("4", "a"), VersionRef("1", "a")),
-                            MoveLabel("p", "staging", VersionRef("3", None), VersionRef("1", "a")))
+    # production and dev already serve the content: untouched; staging goes to the oldest copy
+    # (v1), the one every run picks
+    assert plan.actions == (MoveLabel("p", "staging", VersionRef("3", None), VersionRef("1", "a")),)
     assert plan.warnings == ("p: 3 remote versions have identical content: v1, v2, v4 (version 'a' of the file); "
                              "every plan uses the oldest, v1, and provider local cannot delete versions, so the "
                              "others stay, unused",)
@@ -123,7 +123,7 @@ def test_the_duplicates_note_says_how_to_delete_the_others_where_the_platform_ca
         "of 2, 3")
     lab = RemotePrompt("support/greet", (rv("v1", "A"), rv("v2", "A")), labels={"production": "v2"})
     plan = build_plan([s], remote(lab), PROMPTLAB)
-    assert plan.actions == (MoveLabel("support/greet", "production", VersionRef("v2", "a"), VersionRef("v1", "a")),)
+    assert plan.actions == ()
     assert plan.warnings == ("support/greet: 2 remote versions have identical content: v1, v2 (version 'a' of the "
                              "file); every plan uses the oldest, v1, and provider promptlab cannot delete versions, "
                              "so the others stay, unused",)
