@@ -79,8 +79,11 @@ env:
   # point this at your source of the tool, e.g. git+https://github.com/<owner>/promptops@v0.1.0
   PROMPTOPS_INSTALL: ${{ vars.PROMPTOPS_INSTALL }}
   PROMPTOPS_TARGET: ${{ vars.PROMPTOPS_TARGET }}
+# Applies to one target run one at a time, as terraform's state lock serialises applies: pushes
+# share one group per target (a newer push waits; GitHub keeps only the newest one waiting).
+# Pull-request plans only read, so each ref has its own group and never queues behind an apply.
 concurrency:
-  group: promptops-${{ github.ref }}
+  group: ${{ github.event_name == 'push' && format('promptops-apply-{0}', vars.PROMPTOPS_TARGET) || format('promptops-{0}', github.ref) }}
   cancel-in-progress: false
 jobs:
   promptops:

@@ -136,6 +136,19 @@ def test_apply_is_serialised_and_plan_runs_on_pull_requests():
     assert any(step.get("run") == "bash .ci/run" for step in ci["jobs"]["test"]["steps"])
 
 
+def test_the_workflow_init_writes_serialises_applies_per_target_not_per_branch():
+    import yaml
+
+    from promptops.scaffold import WORKFLOW
+
+    group = yaml.safe_load(WORKFLOW)["concurrency"]
+    assert group["cancel-in-progress"] is False
+    # pushes (which apply) share one group per target, whatever the branch; pull-request plans keep their own
+    assert "github.event_name == 'push'" in group["group"]
+    assert "format('promptops-apply-{0}', vars.PROMPTOPS_TARGET)" in group["group"]
+    assert "format('promptops-{0}', github.ref)" in group["group"]
+
+
 # --------------------------------------------------------------------------- action.yml
 
 
