@@ -12,7 +12,7 @@ import click
 from . import render as rendering
 from .apply import apply_plan, check_fresh
 from .config import CONFIG_FILE, Config, Target, load_config
-from .errors import ConfigError, ValidationFailed
+from .errors import ConfigError, ValidationFailed, quote_path
 from .model import Plan
 from .plan import build_plan
 from .planfile import read_plan, write_plan
@@ -401,7 +401,7 @@ def import_cmd(app: App, names: tuple[str, ...], target_name: str | None, force:
     for outcome in result.outcomes:
         if outcome.ok:
             replaced = " (replaced)" if outcome.replaced else ""
-            _echo(f"{verb} {outcome.path}{replaced}: {outcome.detail}")
+            _echo(f"{verb} {quote_path(str(outcome.path))}{replaced}: {outcome.detail}")
         else:
             _echo(f"Error: {outcome.error}", err=True)
     if not result.outcomes:

@@ -131,7 +131,7 @@ class Target:
             found.append((("model",), f"{who} stores model config only with {' and '.join(sorted(caps.model_requires))}"
                           f" (missing: {', '.join(missing)})", f"add {', '.join(k + ':' for k in missing)} under model:"))
         for key in sorted(k for k in caps.model_requires if k in model and not (isinstance(model[k], str) and model[k])):
-            found.append((("model", key), f"{who} needs model {key}: as text, not {model[key]!r}",
+            found.append((("model", key), f"{who} needs model {key}: as text, not {clip(repr(model[key]))}",
                           f"write model: {{{key}: <text>}}"))
         if content.get("template") == "" and not caps.empty_template:
             found.append((("template",), f"{who} cannot store an empty template", "write the template's text"))

@@ -27,7 +27,7 @@ from urllib.parse import quote
 
 from .composition import references_of, with_affects
 from .config import Target
-from .errors import PlanError
+from .errors import PlanError, quote_path
 from .model import (
     Action,
     CreateVersion,
@@ -273,7 +273,7 @@ def _check_prune(doomed: Collection[str], specs: Iterable[PromptSpec], target: T
     for spec in specs:
         for _, ref in references_of(spec, syntax):
             if ref.name in doomed:
-                users.setdefault(ref.name, set()).add(spec.path)
+                users.setdefault(ref.name, set()).add(quote_path(spec.path))
     if users:
         lines = [f"{name}: no file declares it, so --prune would delete it, but {', '.join(sorted(paths))} "
                  f"compose{'s' if len(paths) == 1 else ''} it and the platform refuses to delete a prompt others "
@@ -295,8 +295,8 @@ def _check_types(specs: Iterable[PromptSpec], remote: RemoteState, target: Targe
         kind = held.versions[-1].content.get("type")
         if kind != spec.type:
             problems.append(
-                f"{spec.path}: prompt {spec.name!r} is a {spec.type} prompt, but {target.who} holds it as a {kind} "
-                f"prompt, and provider {target.provider} fixes a prompt's type with its first version; give the "
+                f"{quote_path(spec.path)}: prompt {spec.name!r} is a {spec.type} prompt, but {target.who} holds it "
+                f"as a {kind} prompt, and provider {target.provider} fixes a prompt's type with its first version; give the "
                 f"{spec.type} prompt a new name (name:), or delete the remote prompt first: remove the file and "
                 "apply with --prune, then restore the file in a separate apply")
     if problems:
@@ -310,7 +310,7 @@ def _check_capabilities(specs: Iterable[PromptSpec], target: Target) -> None:
     problems = []
     who = target.who
     for spec in specs:
-        where = f"{spec.path}: prompt {spec.name!r}"
+        where = f"{quote_path(spec.path)}: prompt {spec.name!r}"
         reserved = target.name_gap(spec.name)
         if reserved:
             problems.append(f"{where}: {reserved[0]}")

@@ -312,3 +312,13 @@ def test_prune_refuses_to_delete_a_prompt_a_file_still_composes():
     alone = spec("support/reply", versions={"a": "Reply."})
     assert [a.prompt for a in build_plan([alone], here, LANGFUSE, prune=True).actions
             if isinstance(a, DeletePrompt)] == ["old", "shared/tone"]
+
+
+def test_plan_errors_print_file_names_quoted_as_git_does():
+    from dataclasses import replace
+
+    odd = replace(spec("p", labels={"staging": "a"}), path="prompts/a\nb\x1b[31m.yaml")
+    with pytest.raises(PlanError) as err:
+        build_plan([odd], remote(), PROMPTLAB)
+    assert '"prompts/a\\nb\\033[31m.yaml": prompt \'p\' names label' in str(err.value)
+    assert "\n" not in str(err.value).split("\n  ", 1)[1] and "\x1b" not in str(err.value)
