@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -87,7 +88,7 @@ class Dropped(Exception):
 
 @dataclass
 class _Fault:
-    kind: str  # "status", "drop", "drop_after", "delay", "rate_limit", "garble"
+    kind: str  # "status", "drop", "drop_after", "delay", "rate_limit", "garble", "pass"
     remaining: int
     status: int = 500
     body: Any = None
@@ -128,6 +129,11 @@ class Faults:
         ``malformed`` the whole body and a stray ``}`` (not JSON): the change happened, the client
         cannot tell what it made. Error answers are sent as they are."""
         self._add(_Fault("garble", n, body="malformed" if malformed else "truncated", match=match))
+
+    def pass_next(self, n: int = 1, *, match: str | None = None) -> None:
+        """Handle the next ``n`` matching requests as usual: a fault added after this one (with a
+        match at least as narrow) meets the request after them, the third create instead of the first."""
+        self._add(_Fault("pass", n, match=match))
 
     def clear(self) -> None:
         with self._lock:
@@ -261,6 +267,13 @@ class _Httpd(ThreadingHTTPServer):
     # The standard library listens with a backlog of 5: a client opening more connections at once
     # (apply at concurrency 8 or 16) overflows it and waits a 1 s TCP retransmit. Platforms don't.
     request_queue_size = 128
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that gave up (its timeout, while a delay fault held the request) has closed the
+        # connection: the answer has nowhere to go, which is no error of the emulator's.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
 
 class Server:
