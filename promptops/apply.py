@@ -17,16 +17,19 @@
   Between that read and the create there is still a window that only a platform's own unique or
   conditional create can close (PromptRails' version string with a server refusing duplicates);
   the CI concurrency group is what serialises applies to one target.
+* Ctrl-C (see :func:`apply_plan`): the first one says at once how many calls are in flight, ends
+  every wait (retry backoff, rate limits, pacing) so those calls give up, and lets the calls on the
+  wire finish; the second stops waiting for them, which are then "may have been applied". Both end
+  in the usual report, never in silence.
 """
 from __future__ import annotations
 
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
 from .composition import dependencies, dependency_order
-from .errors import ApplyFailed, ProviderError, StalePlanError
+from .errors import ApplyFailed, Interrupted, ProviderError, StalePlanError
 from .model import (
     Action,
     CreateVersion,
@@ -111,56 +114,85 @@ def _describe_diff(before: Mapping, after: Mapping) -> str:
 
 def apply_plan(plan: Plan, provider: Provider, *, concurrency: int = 1, progress: Progress = lambda _: None
                ) -> ApplyResult:
-    """Make the plan's calls. Raises ApplyFailed (with done/not-done lists) on the first failure."""
+    """Make the plan's calls. Raises ApplyFailed (applied, may have been applied, not applied) on
+    the first failure, and when interrupted: a KeyboardInterrupt in the calling thread (Ctrl-C;
+    the main thread, which receives signals), which this function handles itself:
+
+    * The first one prints at once ``Interrupt received: finishing N calls in flight, starting no
+      new ones`` (N: the requests on the wire, from the provider's ``interrupt()`` where it has one,
+      else the calls under way), and ends every wait of the provider (``interrupt()``: retry
+      backoff, 429 waits, pacing), so the calls waiting give up: not applied, except a create an
+      earlier attempt of which was ambiguous. No call starts after it; the N calls finish, then
+      ApplyFailed is raised.
+    * A second one stops waiting for them at once: they are "may have been applied" (their outcome
+      is unknown), and ApplyFailed is raised.
+
+    Prompts run on daemon threads, so that a call the second Ctrl-C gave up on cannot hold the
+    process at exit (the interpreter waits for every other thread, a ThreadPoolExecutor's too)."""
     by_prompt: dict[str, list[Action]] = {}
     for action in plan.actions:
         by_prompt.setdefault(action.prompt, []).append(action)
     result = ApplyResult()
-    lock = threading.Lock()
+    lock = threading.Lock()  # guards the lists below, so that one snapshot of them is consistent
     stop = threading.Event()
     done: list[str] = []
     maybe: list[str] = []  # failed ambiguously: the request may have landed
     failures: list[Exception] = []
+    crashed: list[BaseException] = []  # a bug outside the calls: raised here, as a future would
+    running: dict[int, list[Action]] = {}  # thread id -> the action under way, and the actions it carries
+    ctrl_c = threading.Event()  # the stop is an interruption, not a failure
+    quiet = threading.Event()  # the run was abandoned: its report is made, threads print no more
 
-    def finished(action: Action, created: str | None = None) -> None:
-        text = describe_action(action)
-        with lock:
-            done.append(text)
-            result.counts[action.kind] = result.counts.get(action.kind, 0) + 1
-            if created:
-                result.created[(action.prompt, action.version)] = created  # type: ignore[union-attr]
-        progress(f"{text}: done" + (f" [{version_label(created)}]" if created else ""))
+    def say(message: str) -> None:
+        if not quiet.is_set():
+            progress(message)
 
     def run_prompt(actions: list[Action]) -> None:
         carried = _carried_labels(actions, provider)
+        me = threading.get_ident()
         for action in actions:
-            if stop.is_set():
-                return
             if id(action) in carried.moves or id(action) in carried.batched:
                 continue  # done with the create of its version, or with the label move it rides on
+            # the label moves (and metadata) a create carries, the moves batched with a move: done
+            # (or may be, or not) with it, so never listed as not applied after it
+            covered = [action, *carried.riders(action, actions)]
+            with lock:  # one step with the check: no action starts after the stop's snapshot
+                if stop.is_set():
+                    return
+                running[me] = covered
             try:
-                created = _run(action, provider, result.created, plan, carried)
+                created = _run(action, provider, result.created, plan, carried, stop)
             except Exception as exc:  # noqa: BLE001 - every failure stops the run and is reported
                 with lock:
+                    del running[me]
                     failures.append(exc)
-                    if isinstance(exc, ProviderError) and exc.ambiguous:
-                        # it may have landed, and what it carried with it
-                        maybe.extend(describe_action(a) for a in (action, *carried.riders(action, actions)))
+                    ambiguous = isinstance(exc, ProviderError) and exc.ambiguous
+                    if ambiguous:  # it may have landed, and what it carried with it
+                        maybe.extend(describe_action(a) for a in covered)
                 stop.set()
-                progress(f"{describe_action(action)}: failed")
+                outcome = "failed"
+                if isinstance(exc, Interrupted) and not ambiguous:  # it gave up waiting, or was never sent
+                    outcome = f"not applied ({'interrupted' if ctrl_c.is_set() else 'stopped'})"
+                say(f"{describe_action(action)}: {outcome}")
                 return
-            finished(action, created)
-            # the label moves (and metadata) a create carried, the moves batched with a move, are
-            # done now: a later failure must not list them as not applied
-            for rider in carried.riders(action, actions):
-                finished(rider)
+            with lock:  # one step: a snapshot sees the action under way or done, never neither
+                del running[me]
+                done.extend(describe_action(a) for a in covered)
+                for a in covered:
+                    result.counts[a.kind] = result.counts.get(a.kind, 0) + 1
+                if created:
+                    result.created[(action.prompt, action.version)] = created  # type: ignore[union-attr]
+            say(f"{describe_action(action)}: done" + (f" [{version_label(created)}]" if created else ""))
+            for rider in covered[1:]:
+                say(f"{describe_action(rider)}: done")
 
     # A version composing another prompt of the plan is refused until that prompt's versions and
-    # labels exist, so a prompt starts once the prompts it composes are done. Prompts are submitted
-    # in that order and wait only on earlier ones, so a full pool never waits on a queued prompt.
+    # labels exist, so a prompt starts once the prompts it composes are done. Prompts are taken
+    # in that order and wait only on earlier ones, so no thread waits on a prompt not yet taken.
     deps = dependencies(plan.actions, provider.capabilities.composition)
     order = dependency_order(list(by_prompt), deps)
     settled = {name: threading.Event() for name in order}
+    pending = list(order)
 
     def run_in_order(prompt: str) -> None:
         try:
@@ -169,25 +201,69 @@ def apply_plan(plan: Plan, provider: Provider, *, concurrency: int = 1, progress
                     settled[earlier].wait()
             if not stop.is_set():  # a prompt it composes failed: it would be refused
                 run_prompt(by_prompt[prompt])
+        except BaseException as exc:  # noqa: BLE001 - a bug: the calling thread raises it
+            with lock:
+                crashed.append(exc)
+            stop.set()
         finally:
             settled[prompt].set()
 
-    pool = ThreadPoolExecutor(max_workers=max(1, concurrency))
-    interrupted: BaseException | None = None
+    def worker() -> None:
+        while True:
+            with lock:
+                if not pending:
+                    return
+                prompt = pending.pop(0)
+            run_in_order(prompt)
+
+    def never_started() -> None:
+        # the prompts no thread took: settled now, so waiting on every prompt ends
+        with lock:
+            untaken, pending[:] = pending[:], []
+        for prompt in untaken:
+            settled[prompt].set()
+
+    interrupted = abandoned = False
     try:
-        for future in [pool.submit(run_in_order, name) for name in order]:
-            future.result()
-    except KeyboardInterrupt as exc:
-        # Ctrl-C: prompts not yet started never start, running ones stop before their next call.
-        interrupted = exc
-        stop.set()
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-    if failures or interrupted:
-        settled_or_maybe = set(done) | set(maybe)
+        for n in range(min(max(1, concurrency), len(order))):
+            threading.Thread(target=worker, name=f"promptops-apply-{n}", daemon=True).start()
+        for prompt in order:
+            settled[prompt].wait()
+    except KeyboardInterrupt:
+        interrupted = True
+        try:  # from the first statement on: a second Ctrl-C (a double tap) lands here too
+            ctrl_c.set()
+            stop.set()
+            never_started()
+            stopping: Callable[[], int] | None = getattr(provider, "interrupt", None)
+            with lock:  # the line comes first: the calls it wakes report under this lock
+                in_flight = stopping() if stopping is not None else len(running)
+                progress(f"Interrupt received: finishing {plural(in_flight, 'call')} in flight, "
+                         "starting no new ones")
+            for prompt in order:
+                settled[prompt].wait()
+        except KeyboardInterrupt:
+            abandoned = True
+    with lock:
+        stop.set()  # again: the second Ctrl-C may have come before the first set it
+        if abandoned:
+            quiet.set()
+            # their outcome is unknown (a call waiting out a rate limit when the first Ctrl-C had
+            # no time to end its wait is among them: "may have been applied" is never wrong)
+            unknown = [describe_action(a) for covered in running.values() for a in covered]
+            if unknown:
+                progress(f"Interrupt received again: not waiting for {plural(len(running), 'call')} in flight "
+                         "(may have been applied)")
+            maybe.extend(unknown)
+        done_now, maybe_now, failed = list(done), list(maybe), list(failures)
+    if crashed and not interrupted:
+        raise crashed[0]
+    if failed or interrupted:
+        settled_or_maybe = set(done_now) | set(maybe_now)
         not_done = [describe_action(a) for a in plan.actions if describe_action(a) not in settled_or_maybe]
-        raise ApplyFailed(interrupted or failures[0], done, not_done, interrupted=interrupted is not None,
-                          maybe=[text for text in dict.fromkeys(maybe) if text not in done])
+        cause: BaseException = KeyboardInterrupt() if interrupted else failed[0]
+        raise ApplyFailed(cause, done_now, not_done, interrupted=interrupted,
+                          maybe=[text for text in dict.fromkeys(maybe_now) if text not in done_now])
     return result
 
 
@@ -244,12 +320,13 @@ def _carried_labels(actions: list[Action], provider: Provider) -> _Carried:
 
 
 def _run(action: Action, provider: Provider, created: Mapping[tuple[str, str], str], plan: Plan,
-         carried: _Carried) -> str | None:
-    """One provider call; returns the remote id for a created version."""
+         carried: _Carried, stop: threading.Event) -> str | None:
+    """One provider call; returns the remote id for a created version. ``stop``: the run stops (a
+    failure elsewhere, Ctrl-C), so a create sends no further request of its own."""
     if isinstance(action, CreateVersion):
         provenance = stamp(plan.commit, plan.commit_subject, plan.dirty, action.path, action.version)
         return _create(provider, NewVersion(action.prompt, action.content, action.digest, provenance,
-                                            labels=carried.labels.get(action.version, ()), tags=carried.tags))
+                                            labels=carried.labels.get(action.version, ()), tags=carried.tags), stop)
     if isinstance(action, MoveLabel):
         target = action.to.remote_version or created[(action.prompt, action.to.version)]
         followers = carried.batches.get(id(action))
@@ -274,16 +351,18 @@ def _run(action: Action, provider: Provider, created: Mapping[tuple[str, str], s
 DEFAULT_CREATE_RETRIES = 4  # for providers without a retry budget of their own (HttpSettings.max_retries)
 
 
-def _create(provider: Provider, new: NewVersion) -> str:
+def _create(provider: Provider, new: NewVersion, stop: threading.Event | None = None) -> str:
     """Create ``new`` unless the prompt, read again right now, already has its digest (the oldest
     such version is used, its labels moved there). An ambiguous failure (the create may have
     landed) is followed by the same look-up and, when it finds nothing, by the create again, up to
     the provider's retry budget; once any attempt was ambiguous, every failure after it is
-    ambiguous too (:func:`_after_ambiguous`), so it is reported as "may have been applied"."""
+    ambiguous too (:func:`_after_ambiguous`), so it is reported as "may have been applied". Once
+    ``stop`` is set no further request is sent: Interrupted (ambiguous after an ambiguous attempt)."""
     earlier: ProviderError | None = None  # the last ambiguous failure
     retries = 0
     while True:
         try:
+            _unless_stopped(stop, new)
             found = _holding(provider, new)  # after the last ambiguous attempt too: it may have landed
         except ProviderError as exc:
             if earlier is None:
@@ -291,10 +370,16 @@ def _create(provider: Provider, new: NewVersion) -> str:
             raise _after_ambiguous(exc, new) from None
         if found is not None:
             return found
-        if earlier is not None:
-            if not _may_retry(provider, retries, earlier):
-                raise earlier
-            retries += 1
+        try:
+            if earlier is not None:
+                if not _may_retry(provider, retries, earlier):  # its wait ends with Interrupted on Ctrl-C
+                    raise earlier
+                retries += 1
+            _unless_stopped(stop, new)
+        except ProviderError as exc:
+            if earlier is None or exc is earlier:
+                raise
+            raise _after_ambiguous(exc, new) from None
         try:
             return provider.create_version(new)
         except ProviderError as exc:
@@ -303,6 +388,12 @@ def _create(provider: Provider, new: NewVersion) -> str:
                     raise
                 raise _after_ambiguous(exc, new) from None
             earlier = exc
+
+
+def _unless_stopped(stop: threading.Event | None, new: NewVersion) -> None:
+    """Interrupted when the run stopped: the next request of the create of ``new`` is not sent."""
+    if stop is not None and stop.is_set():
+        raise Interrupted(f"create version of {new.prompt!r} not sent: apply stopped")
 
 
 def _holding(provider: Provider, new: NewVersion) -> str | None:

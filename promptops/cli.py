@@ -6,12 +6,15 @@ Exit codes (design.md section 2): 0 success; 1 user, config or remote error; 2 w
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
 import sys
+import threading
 import traceback
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import click
 
@@ -87,8 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except click.exceptions.Abort as exc:
         # click turns Ctrl-C into Abort (and EOF at a prompt too): keep them apart
         if isinstance(exc.__context__, KeyboardInterrupt):
-            _err("Interrupted.")
-            return 130
+            return _interrupted(exc.__context__)
         _err("Aborted.")
         return 1
     except click.ClickException as exc:  # usage errors are user errors: exit 1, not click's 2
@@ -100,8 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _err(f"Error: {exc}")
         return 1
     except ApplyFailed as exc:
-        _report_apply_failure(exc)
-        return 130 if exc.interrupted else 1
+        return _report_apply_failure(exc)
     except PromptOpsError as exc:
         _err(f"Error: {exc}")
         return 1
@@ -109,9 +110,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f": {exc.filename}" if exc.filename else ""
         _err(f"Error: {exc.strerror or exc}{where}")
         return 1
-    except KeyboardInterrupt:
-        _err("Interrupted.")
-        return 130
+    except KeyboardInterrupt as exc:
+        return _interrupted(exc)
     except Exception as exc:  # noqa: BLE001 - the boundary: anything else is a bug
         if debug:
             traceback.print_exc()
@@ -120,9 +120,39 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 3
 
 
-def _report_apply_failure(exc: ApplyFailed, shown: int = 10) -> None:
+def _interrupted(exc: KeyboardInterrupt) -> int:
+    """Ctrl-C: exit 130. One that came while a failed or interrupted apply was closing (its lock,
+    its connection) still prints that apply's report."""
+    if isinstance(exc.__context__, ApplyFailed):
+        _report_apply_failure(exc.__context__)
+    else:
+        _err("Interrupted.")
+    return 130
+
+
+def _report_apply_failure(exc: ApplyFailed, shown: int = 10) -> int:
     """What was applied, what may have been (an ambiguous failure: never counted as not applied)
-    and what was not: counts, and the first ``shown`` actions of each list."""
+    and what was not: counts, and the first ``shown`` actions of each list; the exit code (130
+    when interrupted). Another Ctrl-C while it prints cannot cut the report short."""
+    with _ignoring_interrupts(exc.interrupted):
+        _print_apply_failure(exc, shown)
+    return 130 if exc.interrupted else 1
+
+
+@contextlib.contextmanager
+def _ignoring_interrupts(ignore: bool) -> Iterator[None]:
+    """SIGINT ignored inside the block when ``ignore`` (and signals can be set: the main thread)."""
+    if not ignore or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _print_apply_failure(exc: ApplyFailed, shown: int) -> None:
     _err(f"Error: apply {'interrupted' if exc.interrupted else 'stopped'}: {exc}")
     for title, actions in (("Applied before the stop", exc.done), ("May have been applied", exc.maybe),
                            ("Not applied", exc.not_done)):

@@ -127,6 +127,13 @@ class ProviderError(PromptOpsError):
         return self.status is not None and 400 <= self.status < 500 and self.status not in (408, 409, 429)
 
 
+class Interrupted(ProviderError):
+    """A call given up because the run was interrupted (Ctrl-C) before it was sent, or while it
+    waited to be sent again (a retry's backoff, a rate limit, pacing): that attempt did not take
+    effect. Never ambiguous by itself; apply still counts a create as "may have been applied" when
+    an earlier attempt of it was."""
+
+
 class ApplyFailed(PromptOpsError):
     """Apply stopped part-way. ``done``, ``maybe`` and ``not_done`` describe the actions: applied,
     possibly applied (an ambiguous failure: the request may have landed, and the next apply finds

@@ -18,6 +18,13 @@ Retry rules (what may be sent again without changing the outcome):
   ambiguous too: the write happened, what it made is unknown (:meth:`HttpClient.accepted`).
 * A connection that could not be opened is retried for every method (nothing was sent).
 
+Interruption (Ctrl-C during apply): :meth:`HttpClient.interrupt` ends every wait of the client at
+once (a retry's backoff, a 429's ``Retry-After``, client-side pacing): the request waiting raises
+:class:`Interrupted`, which is not ambiguous: a request only waits where giving up counts as not
+applied anyway (a 429 refused it; an idempotent request whose retries ran out is reported so too),
+or, for a create sent again, where the apply engine keeps it "may have been applied" itself. No
+request is sent after it either; requests already on the wire finish.
+
 Errors never contain a credential, whole or in part: every message passes through
 :class:`Redactor` (:meth:`HttpClient.redact`), which masks the secret values it was given, their
 Basic-auth token, the forms a server may echo them in, and any piece of 8 characters of those;
@@ -41,7 +48,7 @@ from urllib.parse import quote
 import httpx
 
 from . import __version__
-from .errors import ProviderError
+from .errors import Interrupted, ProviderError
 
 # Waits of a second or more are announced here (the CLI prints them), so a rate-limited apply is
 # never a silent pause.
@@ -80,7 +87,9 @@ class HttpSettings:
 
     ``auth_hint`` names the environment variables behind the credentials, for 401/403 messages.
     ``secrets`` are the credential values to redact. ``sleep`` is injectable so tests of retry
-    timing need not wait."""
+    timing need not wait; None (the default) is the client's own wait, which
+    :meth:`HttpClient.interrupt` ends at once (an injected ``sleep`` cannot be cut short: the
+    interruption is seen when it returns)."""
 
     base_url: str
     target: str
@@ -93,7 +102,7 @@ class HttpSettings:
     max_retries: int = 4
     max_wait: float = 60.0
     transport: httpx.BaseTransport | None = None
-    sleep: Callable[[float], None] = time.sleep
+    sleep: Callable[[float], None] | None = None
     rate_limits: Mapping[str, str] = field(default_factory=dict)  # {"read"|"write"|endpoint class: "20/min"}
     rate_limit_budget: float = 300.0  # seconds of 429 waits per request before giving up
     clock: Callable[[], float] = time.monotonic
@@ -177,8 +186,13 @@ class HttpClient:
             token = base64.b64encode(f"{user}:{password}".encode()).decode()
             secrets += [token, password]
         self._redactor = Redactor(secrets)
+        # One event ends every wait and stops every new request (interrupt()); the count of requests
+        # on the wire is kept under the same lock, so each request is either counted or not sent.
+        self._interrupted = threading.Event()
+        self._flight_lock = threading.Lock()
+        self._in_flight = 0
         self._pacers = {kind: _Pacer(f"{self._who()}: pacing {kind} requests to {rate}", _per_second(rate),
-                                     settings.clock, settings.sleep)
+                                     settings.clock, self._pause)
                         for kind, rate in settings.rate_limits.items()}
         self._client = httpx.Client(
             base_url=settings.base_url.rstrip("/"),
@@ -190,7 +204,17 @@ class HttpClient:
         )
 
     def close(self) -> None:
+        self.interrupt()  # a thread still waiting to retry on this client gives up instead
         self._client.close()
+
+    def interrupt(self) -> int:
+        """Stop: every wait of this client (retry backoff, 429 waits, pacing) ends at once with
+        :class:`Interrupted`, and no request is sent from now on; requests already sent finish.
+        Returns how many requests were on the wire at this moment (those that finish). For good:
+        a client is interrupted when the command using it ends."""
+        with self._flight_lock:
+            self._interrupted.set()
+            return self._in_flight
 
     # ------------------------------------------------------------------ requests
 
@@ -209,9 +233,9 @@ class HttpClient:
         pacer = self._pacers.get(pace or "") or self._pacers.get("read" if method in ("GET", "HEAD") else "write")
         while True:
             if pacer is not None:
-                pacer.wait()
+                pacer.wait(what)
             try:
-                response = self._client.request(method, path, params=_clean(params), json=json_body)
+                response = self._send(method, path, params, json_body, what)
             except httpx.ConnectError as exc:  # nothing was sent
                 if attempt < self.settings.max_retries:
                     self._wait(attempt, None, f"cannot connect for {what}")
@@ -306,6 +330,31 @@ class HttpClient:
     def _who(self) -> str:
         return f"target {self.settings.target!r}"
 
+    def _send(self, method: str, path: str, params: Mapping[str, Any] | None, json_body: Any, what: str
+              ) -> httpx.Response:
+        """One attempt, counted as in flight while it is on the wire; Interrupted, unsent, once
+        :meth:`interrupt` was called."""
+        with self._flight_lock:
+            if self._interrupted.is_set():
+                raise Interrupted(self.redact(f"{self._who()}: {what} not sent: interrupted"))
+            self._in_flight += 1
+        try:
+            return self._client.request(method, path, params=_clean(params), json=json_body)
+        finally:
+            with self._flight_lock:
+                self._in_flight -= 1
+
+    def _pause(self, seconds: float, reason: str) -> None:
+        """Wait ``seconds`` before ``reason``'s request is sent (again); Interrupted at once when
+        :meth:`interrupt` is called before or during the wait."""
+        if self.settings.sleep is None:
+            cut_short = self._interrupted.wait(seconds)
+        else:
+            self.settings.sleep(seconds)
+            cut_short = self._interrupted.is_set()
+        if cut_short:
+            raise Interrupted(self.redact(f"{self._who()}: {reason}; stopped waiting: interrupted"))
+
     def _wait(self, attempt: int, retry_after: float | None, reason: str) -> float:
         """Sleep before a retry (announced when it is a second or more); the seconds slept."""
         if retry_after is None:
@@ -314,7 +363,7 @@ class HttpClient:
         seconds = min(max(retry_after, 0.0), self.settings.max_wait)
         if seconds >= 1:
             log.warning(self.redact(f"{self._who()}: {reason}; retrying in {seconds:.0f}s"))
-        self.settings.sleep(seconds)
+        self._pause(seconds, reason)
         # a zero wait still counts a little, so a server answering "Retry-After: 0" forever ends
         return max(seconds, 1.0)
 
@@ -342,16 +391,18 @@ class HttpClient:
 class _Pacer:
     """Client-side pacing (the target's ``rate_limits``): requests of one class start at least
     ``1/rate`` seconds apart, across threads, so apply stays under a platform's published limit
-    instead of collecting 429s. A wait of a second or more is announced, like a retry's."""
+    instead of collecting 429s. A wait of a second or more is announced, like a retry's; it is the
+    client's own (``pause``), so :meth:`HttpClient.interrupt` ends it."""
 
-    def __init__(self, label: str, rate: float, clock: Callable[[], float], sleep: Callable[[float], None]):
+    def __init__(self, label: str, rate: float, clock: Callable[[], float], pause: Callable[[float, str], None]):
         self.label = label
         self.interval = 1.0 / rate
-        self.clock, self.sleep = clock, sleep
+        self.clock, self.pause = clock, pause
         self._next = 0.0
         self._lock = threading.Lock()
 
-    def wait(self) -> None:
+    def wait(self, what: str) -> None:
+        """Wait for the turn of the request ``what``."""
         with self._lock:
             now = self.clock()
             start = max(now, self._next)
@@ -359,7 +410,7 @@ class _Pacer:
         if start > now:
             if start - now >= 1:
                 log.warning(f"{self.label}; waiting {start - now:.0f}s")
-            self.sleep(start - now)
+            self.pause(start - now, f"{what} waiting for its turn (pacing)")
 
 
 _UNITS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hour": 3600}

@@ -1,6 +1,8 @@
 """The apply engine on a real local registry, with failures injected between the engine and it."""
 from __future__ import annotations
 
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -10,7 +12,7 @@ from conftest import commit, init_repo, write
 from emulators.langfuse import LangfuseEmulator
 from promptops.apply import apply_plan, check_fresh
 from promptops.config import Target
-from promptops.errors import ApplyFailed, ProviderError, StalePlanError
+from promptops.errors import ApplyFailed, Interrupted, ProviderError, StalePlanError
 from promptops.plan import build_plan
 from promptops.prompts import load_project
 from promptops.providers.local import LocalProvider
@@ -304,3 +306,142 @@ def test_a_create_that_timed_out_while_the_server_still_made_it_is_not_made_twic
         time.sleep(max(0.0, landed - time.monotonic()))
         assert cli("-C", root, "apply", "-t", "lf", "--auto-approve").code == 0
         assert [row["prompt"] for row in emu.versions("p")] == ["A"], first.err
+
+
+# --------------------------------------------------------------------------- Ctrl-C
+
+
+def ctrl_c() -> None:
+    """Ctrl-C as the terminal sends it: SIGINT to the main thread, which is running apply_plan."""
+    signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+
+
+def when(event: threading.Event, then) -> None:
+    """``then()`` on a thread once ``event`` is set."""
+    threading.Thread(target=lambda: event.wait(10) and then(), daemon=True).start()
+
+
+class Stalling:
+    """The real LocalProvider behind a platform whose calls can be held: the create of version
+    ``hold`` stays on the wire until ``release`` is set, and, with ``waits``, the first create
+    fails ambiguously and then waits to be sent again until ``interrupt()`` ends the wait (as
+    HttpClient's waits do). ``entered`` is set when a held call or a wait has begun."""
+
+    def __init__(self, inner: LocalProvider, *, hold: str | None = None, waits: bool = False, interruptible: bool = True):
+        self.inner, self.hold, self.waits = inner, hold, waits
+        self.kind, self.capabilities = inner.kind, inner.capabilities
+        self.entered, self.release, self.woken = threading.Event(), threading.Event(), threading.Event()
+        self.in_flight = 0
+        if not interruptible:
+            self.interrupt = None  # a provider without waits of its own (the local registry)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def interrupt(self) -> int:
+        self.woken.set()
+        return self.in_flight
+
+    def create_version(self, new):
+        if new.provenance["version"] == self.hold:
+            self.in_flight += 1
+            self.entered.set()
+            self.release.wait(10)
+            self.in_flight -= 1
+        elif self.waits:
+            self.waits = False
+            raise ProviderError("target 'x': create failed with 503 (the request may have taken effect)",
+                                ambiguous=True, status=503)
+        return self.inner.create_version(new)
+
+    def retry_create(self, attempt, error) -> bool:
+        self.entered.set()
+        if self.woken.wait(10):
+            raise Interrupted("target 'x': sending it again; stopped waiting: interrupted")
+        return True
+
+
+def interrupted_run(plan, provider, **options) -> tuple[ApplyFailed, list[str], float]:
+    """apply_plan's ApplyFailed, its progress lines and the seconds it took."""
+    lines: list[str] = []
+    start = time.monotonic()
+    with pytest.raises(ApplyFailed) as info:
+        apply_plan(plan, provider, progress=lines.append, **options)
+    return info.value, lines, time.monotonic() - start
+
+
+def test_ctrl_c_while_a_create_waits_to_be_sent_again_after_an_ambiguous_attempt_keeps_it_may_have_been_applied(
+        tmp_path):
+    registry = LocalProvider(tmp_path / "r.db")
+    platform = Stalling(registry, waits=True)
+    when(platform.entered, ctrl_c)
+    failed, lines, seconds = interrupted_run(plan_for(one_prompt(tmp_path), registry), platform)
+    assert seconds < 5  # the wait was for 10 s
+    assert failed.interrupted and isinstance(failed.cause, KeyboardInterrupt)
+    assert lines == ["Interrupt received: finishing 0 calls in flight, starting no new ones",
+                     "p: create version a: failed"]
+    assert failed.done == []
+    assert failed.maybe == ["p: create version a"]  # its first attempt may have landed
+    assert failed.not_done == ["p: create version b", "p: move label production to a", "p: move label staging to b"]
+    assert count_versions(registry) == 0
+
+
+def test_ctrl_c_lets_the_call_in_flight_finish_and_starts_no_new_one(tmp_path):
+    root = tmp_path / "project"
+    for name in ("x", "y", "z"):
+        (root / "prompts").mkdir(parents=True, exist_ok=True)
+        (root / f"prompts/{name}.yaml").write_text(f"template: {name.upper()}\nlabels: [production]\n")
+    registry = LocalProvider(tmp_path / "r.db")
+    # no interrupt(): the calls in flight are the calls under way
+    platform = Stalling(registry, hold="default", interruptible=False)
+    when(platform.entered, ctrl_c)
+    said = threading.Event()
+    when(said, platform.release.set)
+    lines: list[str] = []
+
+    def progress(line: str) -> None:
+        lines.append(line)
+        if line.startswith("Interrupt received"):
+            said.set()
+
+    with pytest.raises(ApplyFailed) as info:
+        apply_plan(plan_for(root, registry), platform, progress=progress)
+    failed = info.value
+    assert lines == ["Interrupt received: finishing 1 call in flight, starting no new ones",
+                     "x: create version default: done [v1]"]
+    assert failed.done == ["x: create version default"] and failed.maybe == []
+    assert failed.not_done == ["x: move label production to default", "y: create version default",
+                               "y: move label production to default", "z: create version default",
+                               "z: move label production to default"]
+    assert {name: len(p.versions) for name, p in registry.read().prompts.items()} == {"x": 1}
+
+
+def test_a_second_ctrl_c_stops_waiting_and_lists_the_call_in_flight_as_may_have_been_applied(tmp_path):
+    registry = LocalProvider(tmp_path / "r.db")
+    platform = Stalling(registry, hold="a")
+    when(platform.entered, ctrl_c)
+    said = threading.Event()
+    when(said, ctrl_c)
+    lines: list[str] = []
+
+    def progress(line: str) -> None:
+        lines.append(line)
+        if line.startswith("Interrupt received:"):
+            said.set()
+
+    start = time.monotonic()
+    with pytest.raises(ApplyFailed) as info:
+        apply_plan(plan_for(one_prompt(tmp_path), registry), platform, progress=progress)
+    assert time.monotonic() - start < 5  # the call in flight is held for 10 s
+    failed = info.value
+    assert lines == ["Interrupt received: finishing 1 call in flight, starting no new ones",
+                     "Interrupt received again: not waiting for 1 call in flight (may have been applied)"]
+    assert failed.interrupted and failed.done == []
+    assert failed.maybe == ["p: create version a"]
+    assert failed.not_done == ["p: create version b", "p: move label production to a", "p: move label staging to b"]
+    platform.release.set()  # the call it gave up on lands after all: "not applied" would have been wrong
+    deadline = time.monotonic() + 5
+    while not count_versions(registry) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert count_versions(registry) == 1
+    assert len(lines) == 2  # an abandoned run prints nothing more

@@ -2,9 +2,15 @@
 from __future__ import annotations
 
 import json
+import os
+import queue
+import re
+import signal
 import sqlite3
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import jsonschema
@@ -306,22 +312,82 @@ def test_concurrent_applies_create_each_version_once(examples):
     assert sum(versions_in(examples / ".promptops/registry.db").values()) == 11
 
 
-def test_ctrl_c_during_apply_stops_and_reports(tmp_path):
-    import signal
+class Running:
+    """``promptops ARGS`` in a child process, as a user runs it (stdout discarded: a full pipe would
+    block it); its stderr read on a thread, line by line, each with the time it arrived."""
 
+    def __init__(self, *args: object):
+        self.proc = subprocess.Popen([sys.executable, "-m", "promptops", *map(str, args)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.err: list[str] = []
+        self._lines: queue.Queue = queue.Queue()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stderr:
+            self._lines.put((time.monotonic(), line))
+        self._lines.put((time.monotonic(), None))
+
+    def wait_for(self, text: str, timeout: float = 30) -> float:
+        """When the next line holding ``text`` arrived (a failure after ``timeout`` seconds)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                at, line = self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                pytest.fail(f"no {text!r} on stderr within {timeout}s:\n{''.join(self.err)}")
+            if line is None:
+                pytest.fail(f"exited ({self.proc.wait()}) without {text!r} on stderr:\n{''.join(self.err)}")
+            self.err.append(line)
+            if text in line:
+                return at
+
+    def interrupt(self) -> float:
+        """Ctrl-C (SIGINT); when it was sent."""
+        at = time.monotonic()
+        os.kill(self.proc.pid, signal.SIGINT)
+        return at
+
+    def finish(self, timeout: float = 30) -> tuple[int, str, float]:
+        """The exit code, the whole stderr and when the process ended."""
+        code = self.proc.wait(timeout)
+        ended = time.monotonic()
+        self._reader.join(5)
+        while not self._lines.empty():
+            line = self._lines.get()[1]
+            if line is not None:
+                self.err.append(line)
+        return code, "".join(self.err), ended
+
+    def __enter__(self) -> "Running":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def test_ctrl_c_during_a_local_apply_says_what_happens_next_and_reports_what_was_applied(tmp_path):
     for i in range(600):
         write(tmp_path, f"prompts/p{i}.yaml", f"template: 'Hello {i} {{{{x}}}}'\nlabels: [production, staging]\n")
-    # stdout (the long plan) is discarded: a full pipe would block the child before it applies
-    proc = subprocess.Popen([sys.executable, "-m", "promptops", "-C", str(tmp_path), "apply", "--auto-approve"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    first = proc.stderr.readline()  # the first progress line: apply is under way
-    assert ": done" in first, first
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err[-2000:]
+    with Running("-C", tmp_path, "apply", "--auto-approve") as apply:
+        apply.wait_for(": done")  # apply is under way
+        sent = apply.interrupt()
+        # one call at a time on the local registry (an SQLite transaction of milliseconds), none waits
+        said = apply.wait_for("Interrupt received: finishing ")
+        code, err, _ = apply.finish()
+    assert said - sent < 5  # measured: a few milliseconds
+    assert re.search(r"^Interrupt received: finishing [01] calls? in flight, starting no new ones$", err, re.M), err
+    assert code == 130, err[-2000:]
     assert "Error: apply interrupted: interrupted (Ctrl-C)" in err and "Not applied: " in err
+    assert "May have been applied" not in err and "Traceback" not in err  # the call in flight finished
+    applied = int(re.search(r"^Applied before the stop: (\d+) actions?$", err, re.M).group(1))
     created = sum(versions_in(tmp_path / ".promptops/registry.db").values())
     assert 0 < created < 600
+    # each prompt: a create, then one call moving both labels; the one under way may be between them
+    assert applied in (3 * created, 3 * created - 2), (applied, created)
 
 
 def test_running_inside_the_project_points_at_its_root(cli, examples, monkeypatch):
@@ -365,3 +431,82 @@ def test_a_failed_apply_says_whether_running_again_can_help(cli, tmp_path, monke
     assert next_step in " ".join(r.err.split())
     assert ("again to finish" in r.err) == (status == 503)
     assert "Traceback" not in r.err and "sk-lf-cli-secret" not in r.err
+
+
+def apply_under_way(cli, tmp_path: Path, emu, url: str) -> Running:
+    """A Langfuse apply on two threads, caught at the moment one call waits out a 429 (Retry-After:
+    30 s: the label move of prompt a) while another is on the wire (the create of prompt b, which
+    the server holds for 3 s, then makes)."""
+    write(tmp_path, "promptops.yaml", LF_CONFIG % url + "    concurrency: 2\n")
+    write(tmp_path, "prompts/a.yaml", "template: A\nlabels: [production]\n")
+    assert cli("-C", tmp_path, "apply", "-t", "lf", "--auto-approve", "--allow-dirty").code == 0
+    write(tmp_path, "prompts/a.yaml", "template: A\nlabels: [production, staging]\n")
+    write(tmp_path, "prompts/b.yaml", "template: B\nlabels: [production]\n")
+    emu.faults.rate_limit(1, retry_after=30, match=r"^PATCH /api/public/v2/prompts/a/")
+    emu.faults.delay(3, match=r"^POST /api/public/v2/prompts$")
+    creates = emu.calls("POST")
+    apply = Running("-C", tmp_path, "apply", "-t", "lf", "--auto-approve", "--allow-dirty", "--no-color")
+    apply.wait_for("rate limited (429) for move label 'staging' of 'a' to version 1; retrying in 30s")
+    deadline = time.monotonic() + 30
+    while emu.calls("POST") == creates and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return apply
+
+
+@pytest.fixture
+def langfuse(monkeypatch):
+    from emulators.langfuse import LangfuseEmulator
+
+    monkeypatch.setenv("LF_PUBLIC", "pk-lf-cli")
+    monkeypatch.setenv("LF_SECRET", "sk-lf-cli-secret")
+    emu = LangfuseEmulator("pk-lf-cli", "sk-lf-cli-secret", plan="none")
+    with emu.serve() as server:
+        yield emu, server.url
+
+
+def test_ctrl_c_says_at_once_what_happens_next_ends_a_429_wait_and_lets_the_call_in_flight_finish(
+        cli, tmp_path, langfuse):
+    emu, url = langfuse
+    with apply_under_way(cli, tmp_path, emu, url) as apply:
+        sent = apply.interrupt()
+        said = apply.wait_for("Interrupt received: finishing 1 call in flight, starting no new ones")
+        code, err, ended = apply.finish()
+    assert said - sent < 5  # measured: a few milliseconds (it was silent until every wait ended)
+    assert ended - sent < 15  # the create's 3 s, not the 30 s of the rate limit
+    assert code == 130, err
+    assert "a: move label staging to default: not applied (interrupted)" in err
+    assert ("Applied before the stop: 2 actions\n  - b: create version default\n  - b: move label production to "
+            "default\n\nNot applied: 1 action\n  - a: move label staging to default\n") in err
+    assert "May have been applied" not in err and "Traceback" not in err
+    # the summary is the server's state
+    assert [row["labels"] for row in emu.versions("a")] == [["production", "latest"]]
+    assert [(row["prompt"], row["labels"]) for row in emu.versions("b")] == [("B", ["production", "latest"])]
+    assert cli("-C", tmp_path, "apply", "-t", "lf", "--auto-approve", "--allow-dirty").code == 0
+    assert [sorted(row["labels"]) for row in emu.versions("a")] == [["latest", "production", "staging"]]
+
+
+def test_a_second_ctrl_c_ends_at_once_and_lists_the_call_in_flight_as_may_have_been_applied(cli, tmp_path, langfuse):
+    emu, url = langfuse
+    with apply_under_way(cli, tmp_path, emu, url) as apply:
+        apply.interrupt()
+        apply.wait_for("Interrupt received: finishing 1 call in flight")
+        # (a call woken from its wait reports in microseconds; a second Ctrl-C before that lists it
+        # as may have been applied too, which is never wrong)
+        apply.wait_for("a: move label staging to default: not applied (interrupted)")
+        again = apply.interrupt()
+        code, err, ended = apply.finish()
+    assert ended - again < 2  # measured: a tenth of a second; the create it gave up on had ~3 s to go
+    assert code == 130, err
+    assert "Interrupt received again: not waiting for 1 call in flight (may have been applied)" in err
+    assert ("May have been applied: 2 actions\n  - b: create version default\n  - b: move label production to "
+            "default\n\nNot applied: 1 action\n  - a: move label staging to default\n") in err
+    assert "Applied before the stop" not in err and "Traceback" not in err
+    assert "`promptops plan` shows whether it was" in err
+    # and it was: the server made the version after promptops had gone
+    deadline = time.monotonic() + 10
+    while not emu.versions("b") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [row["prompt"] for row in emu.versions("b")] == ["B"]
+    assert [row["labels"] for row in emu.versions("a")] == [["production", "latest"]]
+    assert cli("-C", tmp_path, "apply", "-t", "lf", "--auto-approve", "--allow-dirty").code == 0
+    assert [row["prompt"] for row in emu.versions("b")] == ["B"]  # found by content, not made twice

@@ -7,12 +7,14 @@ import base64
 import json
 import logging
 import ssl
+import threading
+import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from promptops.errors import ProviderError
+from promptops.errors import Interrupted, ProviderError
 from promptops.http import HttpClient, HttpSettings, Redactor
 from tests.conftest import write
 from tests.emulators.echo import FORMS, EchoServer, encoded
@@ -141,3 +143,99 @@ def test_an_idempotent_write_whose_answer_was_lost_on_every_attempt_may_have_tak
         client.request("PATCH", "/prompts/p/versions/2", json_body={"newLabels": ["production"]}, idempotent=True)
     assert sent == ["PATCH"] * 5  # the first attempt and max_retries
     assert info.value.ambiguous
+
+
+# --------------------------------------------------------------------------- interrupt (Ctrl-C)
+
+
+def _in_thread(fn):
+    """Run ``fn`` on a thread; ``(thread, outcome)``: outcome gets ``("ok", value)`` or ``("error", exc)``
+    and the seconds it took."""
+    outcome: dict = {}
+
+    def run():
+        start = time.monotonic()
+        try:
+            outcome["result"] = ("ok", fn())
+        except Exception as exc:  # noqa: BLE001 - the test looks at it
+            outcome["result"] = ("error", exc)
+        outcome["seconds"] = time.monotonic() - start
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, outcome
+
+
+def _client(handler, **settings) -> HttpClient:
+    return HttpClient(HttpSettings(base_url="http://platform.test", target="t", transport=httpx.MockTransport(handler),
+                                   **settings))
+
+
+@pytest.mark.parametrize("answer", [
+    httpx.Response(429, headers={"Retry-After": "30"}),  # waited out for every method
+    httpx.Response(503, headers={"Retry-After": "30"}),  # the backoff of an idempotent request
+])
+def test_interrupt_ends_the_wait_of_a_request_at_once_and_sends_it_no_more(answer):
+    sent, answered = [], threading.Event()
+
+    def handler(request):
+        sent.append(request.method)
+        answered.set()
+        return answer
+
+    client = _client(handler)
+    thread, outcome = _in_thread(lambda: client.request("PUT", "/labels/production", what="move label production"))
+    assert answered.wait(5)
+    assert client.interrupt() == 0  # waiting, not on the wire
+    thread.join(5)
+    kind, error = outcome["result"]
+    assert kind == "error" and isinstance(error, Interrupted) and not error.ambiguous, outcome
+    assert "move label production" in str(error) and "stopped waiting: interrupted" in str(error)
+    assert outcome["seconds"] < 5  # measured well under a second; the Retry-After was 30 s
+    assert sent == ["PUT"]
+    client.close()
+
+
+def test_interrupt_ends_a_pacing_wait_and_no_request_is_sent_after_it():
+    sent, times, pacing = [], [], threading.Event()
+
+    def clock() -> float:  # the pacer reads it right before it waits
+        times.append(time.monotonic())
+        if len(times) == 2:
+            pacing.set()
+        return times[-1]
+
+    client = _client(lambda request: sent.append(request.url.path) or httpx.Response(200, json={}),
+                     rate_limits={"write": "1/min"}, clock=clock)
+    client.request("POST", "/first")  # the next write may start in 60 s
+    thread, outcome = _in_thread(lambda: client.request("POST", "/second", what="create"))
+    assert pacing.wait(5)
+    client.interrupt()
+    thread.join(5)
+    kind, error = outcome["result"]
+    assert kind == "error" and isinstance(error, Interrupted), outcome
+    assert "create waiting for its turn (pacing); stopped waiting: interrupted" in str(error)
+    assert outcome["seconds"] < 5
+    with pytest.raises(Interrupted, match="not sent: interrupted"):
+        client.request("GET", "/third")
+    assert sent == ["/first"]
+    client.close()
+
+
+def test_interrupt_counts_the_requests_on_the_wire_and_lets_them_finish():
+    arrived, release = threading.Semaphore(0), threading.Event()
+
+    def handler(request):
+        arrived.release()
+        release.wait(5)
+        return httpx.Response(200, json={"id": request.url.path})
+
+    client = _client(handler)
+    calls = [_in_thread(lambda p=p: client.request("POST", p)) for p in ("/a", "/b")]
+    assert arrived.acquire(timeout=5) and arrived.acquire(timeout=5)
+    assert client.interrupt() == 2
+    release.set()
+    for thread, outcome in calls:
+        thread.join(5)
+    assert [outcome["result"] for _, outcome in calls] == [("ok", {"id": "/a"}), ("ok", {"id": "/b"})]
+    client.close()

@@ -87,6 +87,11 @@ class RemoteProvider:
         other request, after the same backoff (:meth:`HttpClient.retry`)."""
         return self.http.retry(attempt, error)
 
+    def interrupt(self) -> int:
+        """Apply was interrupted (Ctrl-C): every wait of the connection ends and no request is sent
+        any more; those on the wire finish. How many they are (:meth:`HttpClient.interrupt`)."""
+        return self.http.interrupt()
+
     def move_labels(self, prompt: str, labels: Sequence[str], version_id: str) -> None:
         """One ``move_label`` call per label: not all-or-none, which is why apply sends moves
         together only to a platform whose own override is one call (``labels_at_once``)."""
