@@ -510,3 +510,19 @@ def test_a_second_ctrl_c_ends_at_once_and_lists_the_call_in_flight_as_may_have_b
     assert [row["labels"] for row in emu.versions("a")] == [["production", "latest"]]
     assert cli("-C", tmp_path, "apply", "-t", "lf", "--auto-approve", "--allow-dirty").code == 0
     assert [row["prompt"] for row in emu.versions("b")] == ["B"]  # found by content, not made twice
+
+
+def test_ctrl_c_while_apply_reads_the_platform_does_not_wait_out_a_rate_limit(cli, tmp_path, langfuse):
+    emu, url = langfuse
+    write(tmp_path, "promptops.yaml", LF_CONFIG % url)
+    write(tmp_path, "prompts/a.yaml", "template: A\nlabels: [production]\n")
+    assert cli("-C", tmp_path, "apply", "-t", "lf", "--auto-approve", "--allow-dirty").code == 0
+    write(tmp_path, "prompts/a.yaml", "template: A2\nlabels: [production]\n")
+    emu.faults.rate_limit(1, retry_after=30, match=r"^GET /api/public/v2/prompts/a$")  # the plan's read of v1
+    with Running("-C", tmp_path, "apply", "-t", "lf", "--auto-approve", "--allow-dirty") as apply:
+        apply.wait_for("rate limited (429) for read 'a' version 1; retrying in 30s")
+        sent = apply.interrupt()
+        code, err, ended = apply.finish()
+    assert ended - sent < 5  # measured: a tenth of a second (the read's thread held it for the 30 s)
+    assert code == 130 and err.endswith("\nInterrupted.\n") and "Traceback" not in err, err
+    assert [row["prompt"] for row in emu.versions("a")] == ["A"]

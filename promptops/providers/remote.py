@@ -68,9 +68,17 @@ class RemoteProvider:
         return listing, sorted(listing if names is None else set(names) & set(listing))
 
     def _parallel(self, fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
-        """``fn`` over ``items`` on up to ``concurrency`` threads, results in order."""
-        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+        """``fn`` over ``items`` on up to ``concurrency`` threads, results in order. On Ctrl-C the
+        connection is interrupted first, so the pool's threads stop waiting (a 429, a retry) and
+        the interrupt is not held up by them."""
+        pool = ThreadPoolExecutor(max_workers=self.concurrency)
+        try:
             return list(pool.map(fn, items))
+        except KeyboardInterrupt:
+            self.interrupt()
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def _digest(self, name: str, version: Any, content: Mapping[str, Any]) -> str:
         """The digest of a stored version's content; a ProviderError naming the version when it
