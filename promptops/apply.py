@@ -262,7 +262,7 @@ def apply_plan(plan: Plan, provider: Provider, *, concurrency: int = 1, progress
         settled_or_maybe = set(done_now) | set(maybe_now)
         not_done = [describe_action(a) for a in plan.actions if describe_action(a) not in settled_or_maybe]
         cause: BaseException = KeyboardInterrupt() if interrupted else failed[0]
-        raise ApplyFailed(cause, done_now, not_done, interrupted=interrupted,
+        raise ApplyFailed(cause, done_now, not_done, interrupted=interrupted, abandoned=abandoned,
                           maybe=[text for text in dict.fromkeys(maybe_now) if text not in done_now])
     return result
 

@@ -1,18 +1,19 @@
 """The commands: each loads what it needs, calls the pure core, prints, and returns an exit code."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import click
 
 from . import render as rendering
 from .apply import apply_plan, check_fresh
 from .config import CONFIG_FILE, Config, Target, load_config
-from .errors import ConfigError, ValidationFailed, quote_path
+from .errors import ApplyFailed, ConfigError, ValidationFailed, quote_path
 from .model import Plan
 from .plan import build_plan
 from .planfile import read_plan, write_plan
@@ -233,7 +234,7 @@ def apply_cmd(app: App, planfile: Path | None, target_name: str | None, auto_app
         desired = dataclasses.replace(desired, commit=work_tree_commit(config))
         require_clean(config, target, desired.commit, allow_dirty)
     provider = open_provider(target, config.root)
-    try:
+    with _closing(provider):
         # Held from planning to the last call: a second apply waits or stops instead of planning
         # against the same state and creating every version again.
         with provider.lock(lock_timeout):
@@ -248,10 +249,24 @@ def apply_cmd(app: App, planfile: Path | None, target_name: str | None, auto_app
                 check_fresh(plan, provider)  # the remote may have changed while we waited for "yes"
             _echo()
             result = apply_plan(plan, provider, concurrency=target.concurrency, progress=_progress)
-    finally:
-        provider.close()
     _echo(f"\n{result.summary()}")
     return 0
+
+
+@contextlib.contextmanager
+def _closing(provider: Any) -> Iterator[None]:
+    """Close ``provider`` after the block, except after an apply abandoned by a second Ctrl-C:
+    the calls it stopped waiting for still hold the connection (closing the local registry waits
+    for its transaction, up to the busy timeout), and the process ends right after the report."""
+    abandoned = False
+    try:
+        yield
+    except ApplyFailed as exc:
+        abandoned = exc.abandoned
+        raise
+    finally:
+        if not abandoned:
+            provider.close()
 
 
 def _apply_saved(app: App, planfile: Path, target_name: str | None, lock_timeout: float, allow_dirty: bool) -> int:
@@ -265,15 +280,13 @@ def _apply_saved(app: App, planfile: Path, target_name: str | None, lock_timeout
                           f"{target.provider}; run promptops plan again")
     require_committed_plan(plan, target, allow_dirty)
     provider = open_provider(target, project_config.root)
-    try:
+    with _closing(provider):
         with provider.lock(lock_timeout):
             check_fresh(plan, provider)
             if not plan.has_changes:
                 _echo(rendering.summary_line(plan))
                 return 0
             result = apply_plan(plan, provider, concurrency=target.concurrency, progress=_progress)
-    finally:
-        provider.close()
     _echo(f"\n{result.summary()}")
     return 0
 

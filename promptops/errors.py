@@ -137,13 +137,15 @@ class Interrupted(ProviderError):
 class ApplyFailed(PromptOpsError):
     """Apply stopped part-way. ``done``, ``maybe`` and ``not_done`` describe the actions: applied,
     possibly applied (an ambiguous failure: the request may have landed, and the next apply finds
-    a created version by its digest), and certainly not applied. Every action is in one list."""
+    a created version by its digest), and certainly not applied. Every action is in one list.
+    ``abandoned``: a second Ctrl-C stopped waiting for calls still in flight (listed in ``maybe``)."""
 
     def __init__(self, cause: BaseException, done: list[str], not_done: list[str], *, interrupted: bool = False,
-                 maybe: list[str] | None = None):
+                 maybe: list[str] | None = None, abandoned: bool = False):
         super().__init__("interrupted (Ctrl-C)" if interrupted else str(cause))
         self.cause = cause
         self.done = done
         self.not_done = not_done
         self.maybe = list(maybe or ())
         self.interrupted = interrupted
+        self.abandoned = abandoned

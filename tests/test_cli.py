@@ -526,3 +526,51 @@ def test_ctrl_c_while_apply_reads_the_platform_does_not_wait_out_a_rate_limit(cl
     assert ended - sent < 5  # measured: a tenth of a second (the read's thread held it for the 30 s)
     assert code == 130 and err.endswith("\nInterrupted.\n") and "Traceback" not in err, err
     assert [row["prompt"] for row in emu.versions("a")] == ["A"]
+
+
+def test_a_second_ctrl_c_ends_a_local_apply_at_once_while_another_writer_holds_the_registry(cli, examples,
+                                                                                          monkeypatch):
+    """The local registry's write waits (in SQLite, up to its 10 s busy timeout) for a writer
+    outside promptops; a second Ctrl-C does not wait for it, nor for closing the registry."""
+    import promptops.commands as commands
+    from promptops.providers.local import LocalProvider
+
+    assert cli("-C", examples, "apply", "--auto-approve").code == 0
+    original = (examples / SUMMARIZER).read_text()
+    (examples / SUMMARIZER).write_text(original.replace("under 20 words", "under 15 words"))
+    writing, said, second = threading.Event(), threading.Event(), []
+    create, progress = LocalProvider.create_version, commands._progress
+
+    def create_version(self, new):
+        writing.set()
+        return create(self, new)
+
+    def watched(message: str) -> None:
+        progress(message)
+        if message.startswith("Interrupt received:"):
+            said.set()
+
+    def ctrl_c(after: threading.Event) -> None:  # SIGINT to the main thread, which runs the CLI
+        if after.wait(10):
+            second.append(time.monotonic())
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+
+    monkeypatch.setattr(LocalProvider, "create_version", create_version)
+    monkeypatch.setattr(commands, "_progress", watched)
+    foreign = sqlite3.connect(examples / ".promptops/registry.db", isolation_level=None)
+    foreign.execute("BEGIN IMMEDIATE")
+    try:
+        for event in (writing, said):
+            threading.Thread(target=ctrl_c, args=(event,), daemon=True).start()
+        r = cli("-C", examples, "apply", "--auto-approve")
+        ended = time.monotonic()
+    finally:
+        foreign.execute("ROLLBACK")
+        foreign.close()
+    assert len(second) == 2 and ended - second[1] < 5  # measured: milliseconds; the busy timeout is 10 s
+    assert r.code == 130, r.err
+    assert "Interrupt received: finishing 1 call in flight, starting no new ones\n" in r.err
+    assert ("May have been applied: 1 action\n  - summarizer: create version default\n\nNot applied: 2 actions\n"
+            "  - summarizer: move label production to default\n  - summarizer: move label staging to default\n"
+            ) in r.err
+    assert "Traceback" not in r.err
