@@ -248,8 +248,10 @@ class HttpClient:
                     self._wait(attempt, None, f"{what} failed ({_reason(exc)})")
                     attempt += 1
                     continue
+                # a write whose last answer was lost may have landed, retried (idempotent) or not
+                write = method not in ("GET", "HEAD", "OPTIONS")
                 raise ProviderError(self.redact(f"{self._who()}: {what} failed: {_reason(exc)}"
-                                                + ("" if safe else MAYBE)), ambiguous=not safe) from None
+                                                + (MAYBE if write else "")), ambiguous=write) from None
             status = response.status_code
             if status < 300:
                 return _decode(response)
@@ -262,7 +264,9 @@ class HttpClient:
                 self._wait(attempt, _retry_after(response), f"{what} failed with {status}")
                 attempt += 1
                 continue
-            error = self._error(response, what, ambiguous=status >= 500 and not safe, waited=limited_for)
+            # a write answered 5xx may have landed (retried when idempotent, or not): so says the error
+            error = self._error(response, what, ambiguous=status >= 500 and method not in ("GET", "HEAD", "OPTIONS"),
+                                waited=limited_for)
             error.retry_after = _retry_after(response)
             raise error
 

@@ -26,9 +26,9 @@ are injected into either the first apply or the apply of the edit (``promptops a
 * no 8-character piece of any credential (the API keys, Langfuse's keys and Basic token) appears
   in any stdout, stderr or file the CLI wrote (the saved plan among them).
 
-Two known bugs (``KNOWN_DUPLICATE``, ``KNOWN_LOST_MOVE``: each pinned by a strict xfail beside the
-tests of the module at fault) are allowed only in scenarios whose faults can cause them; such a
-scenario runs every other check and is then reported as xfailed, naming what the bug did.
+A known bug (``KNOWN_DUPLICATE``: pinned by strict xfails beside the tests of the modules at
+fault) is allowed only in scenarios whose faults can cause it; such a scenario runs every other
+check and is then reported as xfailed, naming what the bug did.
 
 The other apply of the scenario runs without faults and must succeed. Requests still held by a
 delay fault are waited for before the server is read, so a late write is seen. With concurrency
@@ -60,18 +60,15 @@ SCENARIOS = int(os.environ.get("PROMPTOPS_CHAOS_SCENARIOS") or 8)
 KINDS = ("langfuse", "promptlab", "promptlayer", "promptrails")
 TIMEOUT = 1.0  # the target's `timeout:` (seconds); a delay fault holds a request longer than this
 DELAY = TIMEOUT + 0.3
-# Two known bugs, each pinned by a strict xfail beside the tests of the module at fault. A scenario whose faults
-# can cause one and that met only that is reported as xfailed (every other check of it still ran); any other
-# failure fails it. Remove each allowance with the fix of its bug.
+# A known bug, pinned by strict xfails beside the tests of the modules at fault. A scenario whose faults can cause
+# it and that met only that is reported as xfailed (every other check of it still ran); any other failure fails
+# it. Remove the allowance with the fix of the bug.
 # * test_apply.py::test_a_create_that_timed_out_while_the_server_still_made_it_is_not_made_twice and
 #   test_provider_promptrails.py::test_a_prompt_whose_create_timed_out_while_the_server_still_made_it_is_not_made_twice:
 #   a create that times out while the server is still making it is looked up at once (too early to see it) and
 #   sent again, so the server makes it twice (two versions of one template; on PromptRails two prompts of one
 #   name, which stops every later apply).
 KNOWN_DUPLICATE = "known bug: a create that timed out while the server still made it was sent again"
-# * test_http.py::test_an_idempotent_write_whose_answer_was_lost_on_every_attempt_may_have_taken_effect: a label
-#   move whose answer was lost on every attempt is listed "Not applied", although it took effect.
-KNOWN_LOST_MOVE = "known bug: a label move whose every answer was lost is reported not applied, yet it took effect"
 MAX_ACTIONS = 10  # a failed apply lists 10 actions of each kind in full: every plan stays within it
 FRAGMENT = 8  # no piece of a credential this long may appear anywhere
 
@@ -131,13 +128,6 @@ class Scenario:
         """Whether a delay fault may hold a create (of a version or a prompt) past the client's
         timeout: the known bug (``KNOWN_DUPLICATE``) may then make a duplicate."""
         return any(f.what == "timeout" and f.at == "creates" for f in self.faults)
-
-    @property
-    def loses_every_answer_of_a_move(self) -> bool:
-        """Whether every attempt of one label move (the first and ``max_retries`` more) may have
-        been handled with its answer lost: the known bug (``KNOWN_LOST_MOVE``) may then report it
-        not applied."""
-        return sum(f.n for f in self.faults if f.what in ("lost answer", "timeout") and f.at == "label moves") >= 5
 
     def __str__(self) -> str:
         def files(project: Project) -> str:
@@ -353,9 +343,7 @@ def credential_pieces(p: Platform) -> set[str]:
 
 def check_report(p: Platform, r: Result, plan: list[dict], before: dict[str, list[str]], project: Project,
                  scenario: Scenario, known: list[str]) -> None:
-    """The faulted apply's exit code and report against what the server holds (module docstring);
-    a label move reported not applied that took effect is noted in ``known`` where the scenario may
-    have lost every answer of it (``KNOWN_LOST_MOVE``)."""
+    """The faulted apply's exit code and report against what the server holds (module docstring)."""
     where = f"{scenario}\n--- stdout\n{r.out}\n--- stderr\n{r.err}"
     assert r.code in (0, 1), where
     # action line -> (prompt, the label it moves or None for a create, the template it is about)
@@ -390,9 +378,6 @@ def check_report(p: Platform, r: Result, plan: list[dict], before: dict[str, lis
     for line in lists.get("Applied before the stop", []):
         assert holds(line), f"reported applied, but the server does not hold it: {line}\n{where}"
     for line in lists.get("Not applied", []):
-        if holds(line) and " move label " in line and scenario.loses_every_answer_of_a_move:
-            known.append(f"{KNOWN_LOST_MOVE}: {line}")
-            continue
         assert not holds(line), f"reported not applied, but the server holds it: {line}\n{where}"
     for name, templates in before.items():  # nothing the server held before is lost
         assert p.templates(name)[:len(templates)] == templates, where
@@ -408,7 +393,7 @@ def test_apply_under_random_faults_reports_exactly_what_landed_and_converges(cli
     scenario = draw(p.kind, index)
     inflight = InFlight(p.emu)
     results: list[Result] = []
-    known: list[str] = []  # what the known bugs did (KNOWN_DUPLICATE, KNOWN_LOST_MOVE)
+    known: list[str] = []  # what the known bug did (KNOWN_DUPLICATE)
 
     def run(*args: str) -> Result:
         r = cli("-C", p.root, *args)

@@ -127,9 +127,6 @@ def test_the_client_redacts_the_basic_token_of_its_auth():
         client.close()
 
 
-@pytest.mark.xfail(strict=True, reason="known bug: an idempotent write (a label move) whose answer was lost on every "
-                                       "attempt is not ambiguous, so a failed apply lists it as 'Not applied' "
-                                       "although each attempt took effect")
 def test_an_idempotent_write_whose_answer_was_lost_on_every_attempt_may_have_taken_effect():
     sent: list[str] = []
 
