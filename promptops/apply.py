@@ -355,7 +355,8 @@ def _create(provider: Provider, new: NewVersion, stop: threading.Event | None = 
     """Create ``new`` unless the prompt, read again right now, already has its digest (the oldest
     such version is used, its labels moved there). An ambiguous failure (the create may have
     landed) is followed by the same look-up and, when it finds nothing, by the create again, up to
-    the provider's retry budget; once any attempt was ambiguous, every failure after it is
+    the provider's retry budget, except after a timeout (``pending``: the platform may still be
+    making it, unseen by the look-up), which is not sent again in this run; once any attempt was ambiguous, every failure after it is
     ambiguous too (:func:`_after_ambiguous`), so it is reported as "may have been applied". Once
     ``stop`` is set no further request is sent: Interrupted (ambiguous after an ambiguous attempt)."""
     earlier: ProviderError | None = None  # the last ambiguous failure
@@ -372,7 +373,9 @@ def _create(provider: Provider, new: NewVersion, stop: threading.Event | None = 
             return found
         try:
             if earlier is not None:
-                if not _may_retry(provider, retries, earlier):  # its wait ends with Interrupted on Ctrl-C
+                # after a timeout the platform may still be making it, where the look-up cannot see it
+                # yet: sending it again could make it twice, so it is left to the next apply to find
+                if earlier.pending or not _may_retry(provider, retries, earlier):  # Interrupted on Ctrl-C
                     raise earlier
                 retries += 1
             _unless_stopped(stop, new)

@@ -113,12 +113,16 @@ class StalePlanError(PromptOpsError):
 
 class ProviderError(PromptOpsError):
     """A remote or registry call failed. ``ambiguous`` means it may have taken effect; ``status``
-    is the platform's HTTP status when it answered."""
+    is the platform's HTTP status when it answered. ``pending`` (ambiguous too): the answer timed
+    out, so the platform may still be carrying the request out; a look-up now may not see it yet,
+    and sending it again could make it twice."""
 
-    def __init__(self, message: str, *, ambiguous: bool = False, status: int | None = None):
+    def __init__(self, message: str, *, ambiguous: bool = False, status: int | None = None,
+                 pending: bool = False):
         super().__init__(message)
-        self.ambiguous = ambiguous
+        self.ambiguous = ambiguous or pending
         self.status = status
+        self.pending = pending
 
     @property
     def deterministic(self) -> bool:

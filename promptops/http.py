@@ -248,10 +248,12 @@ class HttpClient:
                     self._wait(attempt, None, f"{what} failed ({_reason(exc)})")
                     attempt += 1
                     continue
-                # a write whose last answer was lost may have landed, retried (idempotent) or not
+                # a write whose last answer was lost may have landed, retried (idempotent) or not;
+                # one that timed out may still be under way on the platform (pending)
                 write = method not in ("GET", "HEAD", "OPTIONS")
                 raise ProviderError(self.redact(f"{self._who()}: {what} failed: {_reason(exc)}"
-                                                + (MAYBE if write else "")), ambiguous=write) from None
+                                                + (MAYBE if write else "")), ambiguous=write,
+                                    pending=write and isinstance(exc, httpx.TimeoutException)) from None
             status = response.status_code
             if status < 300:
                 return _decode(response)

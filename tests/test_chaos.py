@@ -26,9 +26,6 @@ are injected into either the first apply or the apply of the edit (``promptops a
 * no 8-character piece of any credential (the API keys, Langfuse's keys and Basic token) appears
   in any stdout, stderr or file the CLI wrote (the saved plan among them).
 
-A known bug (``KNOWN_DUPLICATE``: pinned by strict xfails beside the tests of the modules at
-fault) is allowed only in scenarios whose faults can cause it; such a scenario runs every other
-check and is then reported as xfailed, naming what the bug did.
 
 The other apply of the scenario runs without faults and must succeed. Requests still held by a
 delay fault are waited for before the server is read, so a late write is seen. With concurrency
@@ -52,7 +49,7 @@ from typing import Any
 
 import pytest
 
-from conftest import Result, commit, write
+from conftest import Result, commit, git, write
 from test_contract import CONFIGS, CREATE_ROUTE, SECRETS, Platform, platform, report  # noqa: F401 - a fixture
 
 SEED = int(os.environ.get("PROMPTOPS_CHAOS_SEED") or 20261202)
@@ -60,15 +57,7 @@ SCENARIOS = int(os.environ.get("PROMPTOPS_CHAOS_SCENARIOS") or 8)
 KINDS = ("langfuse", "promptlab", "promptlayer", "promptrails")
 TIMEOUT = 1.0  # the target's `timeout:` (seconds); a delay fault holds a request longer than this
 DELAY = TIMEOUT + 0.3
-# A known bug, pinned by strict xfails beside the tests of the modules at fault. A scenario whose faults can cause
-# it and that met only that is reported as xfailed (every other check of it still ran); any other failure fails
-# it. Remove the allowance with the fix of the bug.
-# * test_apply.py::test_a_create_that_timed_out_while_the_server_still_made_it_is_not_made_twice and
-#   test_provider_promptrails.py::test_a_prompt_whose_create_timed_out_while_the_server_still_made_it_is_not_made_twice:
-#   a create that times out while the server is still making it is looked up at once (too early to see it) and
-#   sent again, so the server makes it twice (two versions of one template; on PromptRails two prompts of one
-#   name, which stops every later apply).
-KNOWN_DUPLICATE = "known bug: a create that timed out while the server still made it was sent again"
+CALM_TIMEOUT = 30.0  # the target's `timeout:` for the applies without faults
 MAX_ACTIONS = 10  # a failed apply lists 10 actions of each kind in full: every plan stays within it
 FRAGMENT = 8  # no piece of a credential this long may appear anywhere
 
@@ -122,12 +111,6 @@ class Scenario:
     faults: list[Fault]
     concurrency: int
     edits: list[str] = field(default_factory=list)
-
-    @property
-    def holds_a_create(self) -> bool:
-        """Whether a delay fault may hold a create (of a version or a prompt) past the client's
-        timeout: the known bug (``KNOWN_DUPLICATE``) may then make a duplicate."""
-        return any(f.what == "timeout" and f.at == "creates" for f in self.faults)
 
     def __str__(self) -> str:
         def files(project: Project) -> str:
@@ -276,10 +259,8 @@ def served(p: Platform, name: str) -> dict[str, str]:
     return {label: templates[int(rid.lstrip("v")) - 1] for label, rid in ids.items()}
 
 
-def assert_no_duplicates(p: Platform, names: list[str], scenario: Scenario, known: list[str]) -> None:
-    """No prompt has two versions of one template (nor, on PromptRails, two prompts one name);
-    where the scenario held a create past the client's timeout, a duplicate is the known bug
-    (``KNOWN_DUPLICATE``): noted in ``known``, the other checks go on."""
+def assert_no_duplicates(p: Platform, names: list[str], scenario: Scenario) -> None:
+    """No prompt has two versions of one template (nor, on PromptRails, two prompts one name)."""
     found = []
     if p.kind == "promptrails":
         names_ = p.emu.names()
@@ -289,15 +270,12 @@ def assert_no_duplicates(p: Platform, names: list[str], scenario: Scenario, know
             templates = p.templates(name)
             if len(templates) != len(set(templates)):
                 found.append(f"{name}: duplicate versions {templates}")
-    if found and scenario.holds_a_create:
-        known.extend(f"{KNOWN_DUPLICATE}: {f}" for f in found if f"{KNOWN_DUPLICATE}: {f}" not in known)
-        return
     assert not found, f"{found}\n{scenario}"
 
 
-def assert_holds(p: Platform, project: Project, scenario: Scenario, known: list[str]) -> None:
+def assert_holds(p: Platform, project: Project, scenario: Scenario) -> None:
     """The server holds exactly what the files say: every version, each once, the labels on them."""
-    assert_no_duplicates(p, list(project), scenario, known)
+    assert_no_duplicates(p, list(project), scenario)
     for name, prompt in project.items():
         assert set(prompt.versions.values()) <= set(p.templates(name)), f"{name}\n{scenario}"
         want = {label: prompt.versions[v] for label, v in prompt.labels.items()}
@@ -342,7 +320,7 @@ def credential_pieces(p: Platform) -> set[str]:
 
 
 def check_report(p: Platform, r: Result, plan: list[dict], before: dict[str, list[str]], project: Project,
-                 scenario: Scenario, known: list[str]) -> None:
+                 scenario: Scenario) -> None:
     """The faulted apply's exit code and report against what the server holds (module docstring)."""
     where = f"{scenario}\n--- stdout\n{r.out}\n--- stderr\n{r.err}"
     assert r.code in (0, 1), where
@@ -393,7 +371,6 @@ def test_apply_under_random_faults_reports_exactly_what_landed_and_converges(cli
     scenario = draw(p.kind, index)
     inflight = InFlight(p.emu)
     results: list[Result] = []
-    known: list[str] = []  # what the known bug did (KNOWN_DUPLICATE)
 
     def run(*args: str) -> Result:
         r = cli("-C", p.root, *args)
@@ -402,17 +379,21 @@ def test_apply_under_random_faults_reports_exactly_what_landed_and_converges(cli
             assert "Traceback" not in text and "internal error" not in text, f"{scenario}\n{r.out}\n{r.err}"
         return r
 
-    def apply() -> Result:
+    def apply(timeout: float = CALM_TIMEOUT) -> Result:
+        # only the faulted apply has the short timeout its delay faults outlast; the others must not
+        # meet a timeout of their own on a loaded machine (a create that timed out is not sent again)
+        write(p.root, "promptops.yaml", CONFIGS[p.kind] % {"url": p.url}
+              + f"    timeout: {timeout}\n    concurrency: {scenario.concurrency}\n")
+        git(p.root, "add", "-A")
+        git(p.root, "commit", "-q", "--allow-empty", "-m", f"timeout {timeout}")
         return run("apply", "-t", p.target, "--auto-approve", "--no-color")
 
-    write(p.root, "promptops.yaml", CONFIGS[p.kind] % {"url": p.url}
-          + f"    timeout: {TIMEOUT}\n    concurrency: {scenario.concurrency}\n")
     for phase, project in (("first", scenario.first), ("edit", scenario.edited)):
         write_project(p, project, f"{phase} of {scenario.seed}")
         if phase != scenario.faulted:
             r = apply()
             assert r.code == 0, f"{scenario}\n{r.out}\n{r.err}"
-            assert_holds(p, project, scenario, known)
+            assert_holds(p, project, scenario)
             continue
         r = run("plan", "-t", p.target, "--json", "-o", str(p.root.parent / "chaos.plan"))
         assert r.code == 0, f"{scenario}\n{r.err}"
@@ -421,13 +402,11 @@ def test_apply_under_random_faults_reports_exactly_what_landed_and_converges(cli
         before = {name: p.templates(name) for name in project}
         for fault in scenario.faults:
             inject(p.emu, p.kind, fault)
-        r = apply()
+        r = apply(TIMEOUT)
         inflight.settle()
         p.emu.faults.clear()
-        assert_no_duplicates(p, list(project), scenario, known)
-        if any("prompts of this name" in k for k in known):
-            pytest.xfail("; ".join(known))  # the server is not one promptops can read back
-        check_report(p, r, plan, before, project, scenario, known)
+        assert_no_duplicates(p, list(project), scenario)
+        check_report(p, r, plan, before, project, scenario)
         for _ in range(2):  # the faults gone, the next apply finishes (a second one at most)
             r = apply()
             assert r.code == 0, f"{scenario}\n{r.out}\n{r.err}"
@@ -435,7 +414,7 @@ def test_apply_under_random_faults_reports_exactly_what_landed_and_converges(cli
                 break
         else:
             pytest.fail(f"two applies after the faults did not converge\n{scenario}\n{results[-1].out}")
-        assert_holds(p, project, scenario, known)
+        assert_holds(p, project, scenario)
 
     pieces = credential_pieces(p)
     texts = [r.out + r.err for r in results]
@@ -444,5 +423,4 @@ def test_apply_under_random_faults_reports_exactly_what_landed_and_converges(cli
     for text in texts:
         found = sorted(piece for piece in pieces if piece in text)
         assert not found, f"a piece of a credential in the output: {found}\n{scenario}"
-    if known:
-        pytest.xfail("; ".join(known))
+

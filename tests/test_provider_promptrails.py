@@ -494,9 +494,6 @@ def test_cli_apply_is_read_back_by_the_official_sdk_and_revert_and_prune_work(cl
         assert cli("-C", root, "plan", "--prune", "--detailed-exitcode").code == 0
 
 
-@pytest.mark.xfail(strict=True, reason="known bug: after a timeout the create of the prompt is sent again while the "
-                                       "server may still be making it (the look-up right after the timeout cannot "
-                                       "see it); two prompts of one name then stop every apply")
 def test_a_prompt_whose_create_timed_out_while_the_server_still_made_it_is_not_made_twice(cli, key, tmp_path: Path):
     emu = PromptRailsEmulator(KEY)
     with emu.serve() as server:
